@@ -1,0 +1,135 @@
+//! The event model the gateway fills in: one [`HttpActivity`] per request.
+//!
+//! These are plain data types with no serialization attached; the OCSF shape
+//! lives in [`crate::ocsf`] so that the wire format can evolve without forcing
+//! changes on the code that builds events.
+
+use std::net::IpAddr;
+
+/// One HTTP request as seen by the gateway, filled in once the response is
+/// known. Redaction is applied by [`crate::Emitter::emit`] before any sink
+/// sees it, so callers may put raw request data here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpActivity {
+    /// Unix epoch milliseconds at which the request started.
+    pub time_ms: u64,
+    /// Gateway-assigned request id, also used as the OCSF `metadata.uid`.
+    pub request_id: String,
+    /// Address of the connected client (the TCP peer, not a forwarded header).
+    pub client_ip: IpAddr,
+    /// Source port of the connected client.
+    pub client_port: u16,
+    /// TLS parameters when the request arrived over TLS.
+    pub tls: Option<TlsInfo>,
+    /// Protocol version as text, e.g. `"HTTP/1.1"` or `"HTTP/2"`.
+    pub http_version: String,
+    /// Request method exactly as received, e.g. `"GET"`.
+    pub method: String,
+    /// `"http"` or `"https"`.
+    pub scheme: String,
+    /// Host the request was addressed to (authority without userinfo).
+    pub host: String,
+    /// Request path without the query string.
+    pub path: String,
+    /// Raw query string without the leading `?`; secret parameter values are
+    /// redacted before any sink.
+    pub query: Option<String>,
+    /// Request headers with lowercase names; secret header values are
+    /// redacted before any sink.
+    pub headers: Vec<(String, String)>,
+    /// The `User-Agent` header value, if any.
+    pub user_agent: Option<String>,
+    /// HTTP status code sent to the client.
+    pub status: u16,
+    /// Request bytes received from the client (body).
+    pub bytes_in: u64,
+    /// Response bytes sent to the client (body).
+    pub bytes_out: u64,
+    /// Total time from request start to response completion, microseconds.
+    pub duration_us: u64,
+    /// Name of the matched route, if any.
+    pub route: Option<String>,
+    /// Upstream target address that served the request, if any.
+    pub upstream: Option<String>,
+    /// Whether the gateway let the request through.
+    pub action: Action,
+    /// Short machine code explaining a denial, e.g. `"body_too_large"`.
+    pub reason: Option<String>,
+    /// Security findings attached to this request.
+    pub findings: Vec<Finding>,
+}
+
+/// TLS parameters negotiated on the client connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Protocol version, e.g. `"TLSv1.3"`.
+    pub version: String,
+    /// Negotiated cipher suite name.
+    pub cipher: String,
+}
+
+/// The gateway's decision for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Forwarded upstream (or answered locally without a policy denial).
+    Allowed,
+    /// Refused by a gateway policy.
+    Denied,
+}
+
+/// Something noteworthy the gateway detected while handling a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Category of the finding, e.g. `"credential_leak"`.
+    pub kind: String,
+    /// Identifier of the rule or detector that produced it.
+    pub id: String,
+    /// Where it was found, e.g. `"query:api_key"` or `"header:x-debug"`.
+    /// Must name the place, never quote a secret value.
+    pub location: Option<String>,
+    /// Short human-readable detail. Must not contain secret values: findings
+    /// are not redacted.
+    pub detail: Option<String>,
+    /// How serious the finding is.
+    pub severity: Severity,
+}
+
+/// Finding and event severity, ordered from least to most severe so that
+/// `max()` picks the most serious one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Informational only.
+    Info,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+impl Severity {
+    /// The OCSF `severity_id` for this severity.
+    pub fn ocsf_id(self) -> u8 {
+        match self {
+            Severity::Info => 1,
+            Severity::Low => 2,
+            Severity::Medium => 3,
+            Severity::High => 4,
+            Severity::Critical => 5,
+        }
+    }
+
+    /// The OCSF `severity` caption for this severity.
+    pub fn ocsf_name(self) -> &'static str {
+        match self {
+            Severity::Info => "Informational",
+            Severity::Low => "Low",
+            Severity::Medium => "Medium",
+            Severity::High => "High",
+            Severity::Critical => "Critical",
+        }
+    }
+}

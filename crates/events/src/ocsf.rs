@@ -1,0 +1,516 @@
+//! OCSF 1.3.0 mapping: turns an [`HttpActivity`] into an "HTTP Activity"
+//! (class 4002) record and gateway lifecycle notices into "Application
+//! Lifecycle" (class 6002) records.
+//!
+//! The records are borrowed views over the event, serialized with derived
+//! `Serialize` impls straight into the output buffer, so the sink's hot path
+//! builds no intermediate `serde_json::Value`. `docs/events.md` documents
+//! every field; keep the two in sync.
+
+use std::io;
+use std::net::IpAddr;
+
+use serde::Serialize;
+use serde::ser::Serializer;
+
+use crate::model::{Action, Finding, HttpActivity, Severity, TlsInfo};
+
+/// OCSF schema version the records claim to follow.
+pub const OCSF_VERSION: &str = "1.3.0";
+
+const PRODUCT: Product = Product {
+    name: "Portcullis",
+    vendor_name: "Portcullis",
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+const HTTP_ACTIVITY_CLASS_UID: u32 = 4002;
+const NETWORK_ACTIVITY_CATEGORY_UID: u32 = 4;
+const APPLICATION_LIFECYCLE_CLASS_UID: u32 = 6002;
+const APPLICATION_ACTIVITY_CATEGORY_UID: u32 = 6;
+
+/// OCSF `activity_id` meaning "not mapped; see activity_name".
+const ACTIVITY_OTHER: u8 = 99;
+
+/// Builds the OCSF JSON object for one request.
+///
+/// Convenient for tests and ad-hoc consumers; the sinks use
+/// [`write_ocsf_json`], which produces the same bytes without building a
+/// `Value`.
+pub fn to_ocsf_json(ev: &HttpActivity) -> serde_json::Value {
+    match serde_json::to_value(HttpActivityRecord::new(ev)) {
+        Ok(value) => value,
+        // Unreachable in practice (every field is a string, number or a
+        // struct with string keys), but the workspace forbids panics.
+        Err(err) => {
+            tracing::error!(error = %err, "failed to convert an event to OCSF JSON");
+            serde_json::Value::Null
+        }
+    }
+}
+
+/// Writes the OCSF JSON object for one request to `out`, without a trailing
+/// newline. This is the serializer the sinks use.
+pub fn write_ocsf_json<W: io::Write>(ev: &HttpActivity, out: W) -> serde_json::Result<()> {
+    serde_json::to_writer(out, &HttpActivityRecord::new(ev))
+}
+
+/// OCSF HTTP Activity `activity_id` and `activity_name` for a method.
+///
+/// Methods are case-sensitive (RFC 9110), so only the exact upper-case
+/// standard names map; anything else, including `PATCH` (which OCSF 1.3.0
+/// has no id for), is 99 "Other" with the method itself as the name, as the
+/// OCSF definition of 99 asks.
+pub fn http_activity(method: &str) -> (u8, &str) {
+    match method {
+        "CONNECT" => (1, "Connect"),
+        "DELETE" => (2, "Delete"),
+        "GET" => (3, "Get"),
+        "HEAD" => (4, "Head"),
+        "OPTIONS" => (5, "Options"),
+        "POST" => (6, "Post"),
+        "PUT" => (7, "Put"),
+        "TRACE" => (8, "Trace"),
+        other => (ACTIVITY_OTHER, other),
+    }
+}
+
+fn http_type_name(activity_id: u8) -> &'static str {
+    match activity_id {
+        1 => "HTTP Activity: Connect",
+        2 => "HTTP Activity: Delete",
+        3 => "HTTP Activity: Get",
+        4 => "HTTP Activity: Head",
+        5 => "HTTP Activity: Options",
+        6 => "HTTP Activity: Post",
+        7 => "HTTP Activity: Put",
+        8 => "HTTP Activity: Trace",
+        _ => "HTTP Activity: Other",
+    }
+}
+
+/// Event severity: a denial is at least Medium, and any finding can raise it.
+pub fn event_severity(ev: &HttpActivity) -> Severity {
+    let base = match ev.action {
+        Action::Allowed => Severity::Info,
+        Action::Denied => Severity::Medium,
+    };
+    ev.findings
+        .iter()
+        .map(|f| f.severity)
+        .fold(base, Severity::max)
+}
+
+#[derive(Serialize)]
+struct Product {
+    name: &'static str,
+    vendor_name: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a str>,
+    product: &'static Product,
+}
+
+impl<'a> Metadata<'a> {
+    fn new(uid: Option<&'a str>) -> Self {
+        Metadata {
+            version: OCSF_VERSION,
+            uid,
+            product: &PRODUCT,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct HttpActivityRecord<'a> {
+    class_uid: u32,
+    class_name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+    activity_id: u8,
+    activity_name: &'a str,
+    type_uid: u32,
+    type_name: &'static str,
+    time: u64,
+    severity_id: u8,
+    severity: &'static str,
+    status_id: u8,
+    status: &'static str,
+    action_id: u8,
+    action: &'static str,
+    duration: u64,
+    metadata: Metadata<'a>,
+    src_endpoint: SrcEndpoint,
+    http_request: HttpRequest<'a>,
+    http_response: HttpResponse,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsRecord<'a>>,
+    unmapped: Unmapped<'a>,
+}
+
+impl<'a> HttpActivityRecord<'a> {
+    fn new(ev: &'a HttpActivity) -> Self {
+        let (activity_id, activity_name) = http_activity(&ev.method);
+        let severity = event_severity(ev);
+        let succeeded = ev.action == Action::Allowed && ev.status < 400;
+        let (action_id, action) = match ev.action {
+            Action::Allowed => (1, "Allowed"),
+            Action::Denied => (2, "Denied"),
+        };
+        HttpActivityRecord {
+            class_uid: HTTP_ACTIVITY_CLASS_UID,
+            class_name: "HTTP Activity",
+            category_uid: NETWORK_ACTIVITY_CATEGORY_UID,
+            category_name: "Network Activity",
+            activity_id,
+            activity_name,
+            type_uid: HTTP_ACTIVITY_CLASS_UID * 100 + u32::from(activity_id),
+            type_name: http_type_name(activity_id),
+            time: ev.time_ms,
+            severity_id: severity.ocsf_id(),
+            severity: severity.ocsf_name(),
+            status_id: if succeeded { 1 } else { 2 },
+            status: if succeeded { "Success" } else { "Failure" },
+            action_id,
+            action,
+            // OCSF types `duration` as an integer of milliseconds; the exact
+            // value is kept in `unmapped.duration_us`.
+            duration: ev.duration_us / 1000,
+            metadata: Metadata::new(Some(&ev.request_id)),
+            src_endpoint: SrcEndpoint {
+                ip: ev.client_ip,
+                port: ev.client_port,
+            },
+            http_request: HttpRequest {
+                http_method: &ev.method,
+                version: &ev.http_version,
+                user_agent: ev.user_agent.as_deref(),
+                length: ev.bytes_in,
+                uid: &ev.request_id,
+                url: Url {
+                    scheme: &ev.scheme,
+                    hostname: &ev.host,
+                    path: &ev.path,
+                    query_string: ev.query.as_deref(),
+                },
+                http_headers: Headers(&ev.headers),
+            },
+            http_response: HttpResponse {
+                code: ev.status,
+                length: ev.bytes_out,
+            },
+            tls: ev.tls.as_ref().map(TlsRecord::from_model),
+            unmapped: Unmapped {
+                route: ev.route.as_deref(),
+                upstream: ev.upstream.as_deref(),
+                reason: ev.reason.as_deref(),
+                request_id: &ev.request_id,
+                duration_us: ev.duration_us,
+                findings: Findings(&ev.findings),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SrcEndpoint {
+    // serde writes IpAddr as its textual form for human-readable formats.
+    ip: IpAddr,
+    port: u16,
+}
+
+#[derive(Serialize)]
+struct HttpRequest<'a> {
+    http_method: &'a str,
+    version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a str>,
+    length: u64,
+    uid: &'a str,
+    url: Url<'a>,
+    http_headers: Headers<'a>,
+}
+
+#[derive(Serialize)]
+struct Url<'a> {
+    scheme: &'a str,
+    hostname: &'a str,
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query_string: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct HttpResponse {
+    code: u16,
+    length: u64,
+}
+
+#[derive(Serialize)]
+struct TlsRecord<'a> {
+    version: &'a str,
+    cipher: &'a str,
+}
+
+impl<'a> TlsRecord<'a> {
+    fn from_model(tls: &'a TlsInfo) -> Self {
+        TlsRecord {
+            version: &tls.version,
+            cipher: &tls.cipher,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Unmapped<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    route: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    request_id: &'a str,
+    duration_us: u64,
+    findings: Findings<'a>,
+}
+
+/// Serializes headers as OCSF `http_header` objects: `[{name, value}]`.
+struct Headers<'a>(&'a [(String, String)]);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Header<'a> {
+            name: &'a str,
+            value: &'a str,
+        }
+        serializer.collect_seq(self.0.iter().map(|(name, value)| Header { name, value }))
+    }
+}
+
+/// Serializes findings with both the OCSF severity caption and id.
+struct Findings<'a>(&'a [Finding]);
+
+impl Serialize for Findings<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct FindingRecord<'a> {
+            kind: &'a str,
+            id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            location: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            detail: Option<&'a str>,
+            severity: &'static str,
+            severity_id: u8,
+        }
+        serializer.collect_seq(self.0.iter().map(|f| FindingRecord {
+            kind: &f.kind,
+            id: &f.id,
+            location: f.location.as_deref(),
+            detail: f.detail.as_deref(),
+            severity: f.severity.ocsf_name(),
+            severity_id: f.severity.ocsf_id(),
+        }))
+    }
+}
+
+/// A gateway lifecycle notice (start, stop, reload), queued like requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LifecycleEvent {
+    pub(crate) time_ms: u64,
+    pub(crate) kind: String,
+    pub(crate) message: String,
+}
+
+/// Writes the OCSF "Application Lifecycle" object for a lifecycle notice to
+/// `out`, without a trailing newline.
+pub(crate) fn write_lifecycle_json<W: io::Write>(
+    ev: &LifecycleEvent,
+    out: W,
+) -> serde_json::Result<()> {
+    serde_json::to_writer(out, &LifecycleRecord::new(ev))
+}
+
+/// How a lifecycle `kind` string maps onto OCSF Application Lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LifecycleActivity {
+    activity_id: u8,
+    activity_name: &'static str,
+    type_name: &'static str,
+    /// `(status_id, status)`.
+    status: (u8, &'static str),
+    severity: Severity,
+}
+
+/// Maps the gateway's lifecycle kinds. Matching ignores case and treats `-`
+/// and spaces like `_`, so "reload failed" and "reload_failed" are the same.
+/// OCSF has no "Reload" activity, so reloads are 99 "Other" carrying the
+/// name "Reload", as the OCSF definition of 99 asks.
+fn lifecycle_activity(kind: &str) -> LifecycleActivity {
+    const SUCCESS: (u8, &str) = (1, "Success");
+    const FAILURE: (u8, &str) = (2, "Failure");
+    const UNKNOWN: (u8, &str) = (0, "Unknown");
+    let normalized: String = kind
+        .trim()
+        .chars()
+        .map(|c| {
+            if c == '-' || c == ' ' {
+                '_'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    let (activity_id, activity_name, type_name, status, severity) = match normalized.as_str() {
+        "start" | "started" => (
+            3,
+            "Start",
+            "Application Lifecycle: Start",
+            SUCCESS,
+            Severity::Info,
+        ),
+        "stop" | "stopped" => (
+            4,
+            "Stop",
+            "Application Lifecycle: Stop",
+            SUCCESS,
+            Severity::Info,
+        ),
+        "reload" | "reload_ok" | "reloaded" => (
+            ACTIVITY_OTHER,
+            "Reload",
+            "Application Lifecycle: Other",
+            SUCCESS,
+            Severity::Info,
+        ),
+        // A failed reload leaves the previous policy in force, which an
+        // operator must notice, hence Medium rather than Informational.
+        "reload_failed" | "reload_error" => (
+            ACTIVITY_OTHER,
+            "Reload",
+            "Application Lifecycle: Other",
+            FAILURE,
+            Severity::Medium,
+        ),
+        _ => (
+            ACTIVITY_OTHER,
+            "Other",
+            "Application Lifecycle: Other",
+            UNKNOWN,
+            Severity::Info,
+        ),
+    };
+    LifecycleActivity {
+        activity_id,
+        activity_name,
+        type_name,
+        status,
+        severity,
+    }
+}
+
+#[derive(Serialize)]
+struct LifecycleRecord<'a> {
+    class_uid: u32,
+    class_name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+    activity_id: u8,
+    activity_name: &'static str,
+    type_uid: u32,
+    type_name: &'static str,
+    time: u64,
+    severity_id: u8,
+    severity: &'static str,
+    status_id: u8,
+    status: &'static str,
+    message: &'a str,
+    metadata: Metadata<'a>,
+    app: &'static Product,
+    unmapped: LifecycleUnmapped<'a>,
+}
+
+#[derive(Serialize)]
+struct LifecycleUnmapped<'a> {
+    kind: &'a str,
+}
+
+impl<'a> LifecycleRecord<'a> {
+    fn new(ev: &'a LifecycleEvent) -> Self {
+        let activity = lifecycle_activity(&ev.kind);
+        LifecycleRecord {
+            class_uid: APPLICATION_LIFECYCLE_CLASS_UID,
+            class_name: "Application Lifecycle",
+            category_uid: APPLICATION_ACTIVITY_CATEGORY_UID,
+            category_name: "Application Activity",
+            activity_id: activity.activity_id,
+            activity_name: activity.activity_name,
+            type_uid: APPLICATION_LIFECYCLE_CLASS_UID * 100 + u32::from(activity.activity_id),
+            type_name: activity.type_name,
+            time: ev.time_ms,
+            severity_id: activity.severity.ocsf_id(),
+            severity: activity.severity.ocsf_name(),
+            status_id: activity.status.0,
+            status: activity.status.1,
+            message: &ev.message,
+            metadata: Metadata::new(None),
+            app: &PRODUCT,
+            unmapped: LifecycleUnmapped { kind: &ev.kind },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests_support::sample_event;
+
+    #[test]
+    fn lifecycle_kinds_ignore_case_and_separators() {
+        for kind in ["reload_failed", "RELOAD-FAILED", " Reload failed "] {
+            let activity = lifecycle_activity(kind);
+            assert_eq!(
+                (activity.activity_id, activity.activity_name),
+                (99, "Reload"),
+                "{kind}"
+            );
+            assert_eq!(activity.status, (2, "Failure"), "{kind}");
+        }
+        assert_eq!(lifecycle_activity("Started").activity_id, 3);
+        assert_eq!(lifecycle_activity("STOP").activity_id, 4);
+        assert_eq!(lifecycle_activity("").activity_name, "Other");
+    }
+
+    #[test]
+    fn event_severity_is_the_maximum_of_action_and_findings() {
+        let mut ev = sample_event();
+        assert_eq!(event_severity(&ev), Severity::Info);
+        ev.action = Action::Denied;
+        assert_eq!(event_severity(&ev), Severity::Medium);
+        ev.findings.push(Finding {
+            kind: "k".to_owned(),
+            id: "i".to_owned(),
+            location: None,
+            detail: None,
+            severity: Severity::Low,
+        });
+        assert_eq!(event_severity(&ev), Severity::Medium);
+        ev.findings[0].severity = Severity::Critical;
+        assert_eq!(event_severity(&ev), Severity::Critical);
+    }
+
+    #[test]
+    fn duration_is_whole_milliseconds() {
+        let mut ev = sample_event();
+        ev.duration_us = 1_999;
+        let json = to_ocsf_json(&ev);
+        assert_eq!(json["duration"], 1);
+        assert_eq!(json["unmapped"]["duration_us"], 1_999);
+    }
+}

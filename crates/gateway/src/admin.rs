@@ -1,0 +1,152 @@
+//! The admin API: a separate listener (loopback by default) for health, metrics, the active
+//! config and reloads. Everything but the health probes needs the bearer token, compared in
+//! constant time.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Secret;
+use crate::server::Gateway;
+
+#[derive(Clone)]
+struct AdminState {
+    gw: Arc<Gateway>,
+    token: Secret,
+}
+
+pub fn router(gw: Arc<Gateway>, token: Secret) -> Router {
+    let state = AdminState { gw, token };
+    let protected = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/config", get(config))
+        .route("/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .merge(protected)
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found") })
+        .with_state(state)
+}
+
+pub async fn serve(
+    tcp: TcpListener,
+    gw: Arc<Gateway>,
+    token: Secret,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = router(gw, token);
+    let result = axum::serve(tcp, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "admin API stopped");
+    }
+}
+
+async fn require_token(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok: bool = presented
+        .as_bytes()
+        .ct_eq(state.token.expose().as_bytes())
+        .into();
+    if !ok {
+        let mut resp = problem(StatusCode::UNAUTHORIZED, "Unauthorized");
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"portcullis-admin\""),
+        );
+        return resp;
+    }
+    next.run(req).await
+}
+
+fn problem(status: StatusCode, title: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": title,
+        "status": status.as_u16(),
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn ready(State(state): State<AdminState>) -> Response {
+    let snap = state.gw.snapshot();
+    let body = serde_json::json!({
+        "ready": true,
+        "config_generation": snap.generation,
+        "routes": snap.config.routes.len(),
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let text = state
+        .gw
+        .metrics
+        .render(state.gw.emitter.emitted(), state.gw.emitter.dropped());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn config(State(state): State<AdminState>) -> Response {
+    let snap = state.gw.snapshot();
+    match serde_json::to_value(&*snap.config) {
+        Ok(v) => axum::Json(serde_json::json!({
+            "generation": snap.generation,
+            "config": v,
+        }))
+        .into_response(),
+        Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+    }
+}
+
+async fn reload(State(state): State<AdminState>) -> Response {
+    match state.gw.reload().await {
+        Ok(generation) => axum::Json(serde_json::json!({
+            "reloaded": true,
+            "generation": generation,
+        }))
+        .into_response(),
+        Err(errors) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(serde_json::json!({
+                "reloaded": false,
+                "generation": state.gw.generation(),
+                "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,876 @@
+//! The validated runtime model, and the validation that builds it from the raw file.
+//!
+//! Validation never stops at the first problem: every field is checked and every error is
+//! collected with its location, so `portcullis check` can list them all at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::raw::*;
+use super::source::{ConfigError, SourceMap};
+use super::units::{parse_duration, parse_size};
+
+/// Query parameter names refused in URLs unless a route lists its own.
+pub const DEFAULT_CREDENTIAL_PARAMS: &[&str] = &[
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_token",
+    "token",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "key",
+];
+
+/// Response headers that fingerprint an upstream, removed unless a route lists its own.
+pub const DEFAULT_STRIP_RESPONSE_HEADERS: &[&str] = &[
+    "server",
+    "x-powered-by",
+    "x-aspnet-version",
+    "x-aspnetmvc-version",
+    "x-runtime",
+    "x-generator",
+    "via",
+];
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub listeners: Vec<ListenerConfig>,
+    pub limits: Limits,
+    pub trusted_proxies: Vec<IpNet>,
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    pub routes: Vec<RouteConfig>,
+    /// Response policy for answers given before any route matched (404, framing errors).
+    pub default_response: Arc<ResponsePolicy>,
+    pub events: EventsConfig,
+    pub admin: Option<AdminConfig>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub address: SocketAddr,
+    pub tls: Option<TlsConfig>,
+    pub redirect_https_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TlsConfig {
+    pub certificates: Vec<CertificateFiles>,
+    pub self_signed: Vec<String>,
+    /// Only TLS 1.3 when true; TLS 1.2 and 1.3 otherwise. Nothing older is ever offered.
+    pub tls13_only: bool,
+    /// The full `Strict-Transport-Security` value, or None when turned off.
+    pub hsts: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Connection limits and timeouts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub request_body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_url_length: usize,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+    pub http2_max_concurrent_streams: u32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UpstreamConfig {
+    pub targets: Vec<TargetUrl>,
+    pub ca: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub unhealthy_cooldown: Duration,
+    pub max_idle_per_target: usize,
+    pub preserve_host: bool,
+}
+
+/// `http://host:port` or `https://host:port`, with no path.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TargetUrl {
+    pub https: bool,
+    /// `host:port`, port always explicit.
+    pub authority: String,
+}
+
+impl TargetUrl {
+    pub fn scheme(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteConfig {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub path_prefix: String,
+    #[serde(serialize_with = "ser_methods")]
+    pub methods: Vec<Method>,
+    pub upstream: String,
+    pub request: Arc<RequestPolicy>,
+    pub response: Arc<ResponsePolicy>,
+    pub cors: Option<Arc<CorsPolicy>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestPolicy {
+    pub max_body: u64,
+    /// Empty means every method.
+    #[serde(serialize_with = "ser_methods")]
+    pub allowed_methods: Vec<Method>,
+    /// Lowercase media types without parameters; empty means any.
+    pub allowed_content_types: Vec<String>,
+    /// Lowercase parameter names.
+    pub credential_params: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponsePolicy {
+    pub max_body: u64,
+    pub mask_upstream_errors: bool,
+    #[serde(serialize_with = "ser_header_names")]
+    pub strip_headers: Vec<HeaderName>,
+    pub nosniff: bool,
+    pub content_security_policy: Option<String>,
+    pub referrer_policy: Option<String>,
+    pub no_store_when_authenticated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CorsPolicy {
+    /// Exact origins (`scheme://host[:port]`), compared case-insensitively.
+    pub allow_origins: Vec<String>,
+    #[serde(serialize_with = "ser_methods")]
+    pub allow_methods: Vec<Method>,
+    /// Lowercase header names.
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventsConfig {
+    pub file: Option<PathBuf>,
+    pub file_max_bytes: u64,
+    pub file_max_files: u32,
+    pub stdout: bool,
+    pub redact_headers: Vec<String>,
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminConfig {
+    pub address: SocketAddr,
+    pub token: Secret,
+}
+
+/// A secret value: never printed, serialized or logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[REDACTED]")
+    }
+}
+
+fn ser_methods<S: serde::Serializer>(m: &[Method], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(m.iter().map(Method::as_str))
+}
+
+fn ser_header_names<S: serde::Serializer>(h: &[HeaderName], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(h.iter().map(HeaderName::as_str))
+}
+
+/// Collects errors while building the model.
+struct Validator<'a> {
+    map: &'a SourceMap,
+    base_dir: PathBuf,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, field: &str, msg: impl Into<String>) {
+        self.errors.push(self.map.error(field, msg));
+    }
+
+    fn duration(&mut self, field: &str, raw: &Option<String>, default: Duration) -> Duration {
+        match raw {
+            None => default,
+            Some(t) => match parse_duration(t) {
+                Ok(d) if d.is_zero() => {
+                    self.err(field, "must be greater than zero");
+                    default
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    self.err(field, e);
+                    default
+                }
+            },
+        }
+    }
+
+    fn size(&mut self, field: &str, raw: &Option<RawSize>, default: u64) -> u64 {
+        match raw {
+            None => default,
+            Some(r) => parse_size(r).unwrap_or_else(|e| {
+                self.err(field, e);
+                default
+            }),
+        }
+    }
+
+    fn methods(&mut self, field: &str, raw: &[String]) -> Vec<Method> {
+        let mut out = Vec::new();
+        for (i, m) in raw.iter().enumerate() {
+            let upper = m.to_ascii_uppercase();
+            match Method::from_bytes(upper.as_bytes()) {
+                Ok(method) if m.chars().all(|c| c.is_ascii_alphabetic()) => out.push(method),
+                _ => self.err(
+                    &format!("{field}[{i}]"),
+                    format!("`{m}` is not an HTTP method"),
+                ),
+            }
+        }
+        out
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// Resolve `${env:NAME}` / `${file:PATH}` or take the literal value.
+    fn secret(&mut self, field: &str, raw: &str) -> Option<Secret> {
+        let value = if let Some(name) = raw.strip_prefix("${env:").and_then(|r| r.strip_suffix('}'))
+        {
+            match std::env::var(name) {
+                Ok(v) => v,
+                Err(_) => {
+                    self.err(field, format!("environment variable `{name}` is not set"));
+                    return None;
+                }
+            }
+        } else if let Some(path) = raw
+            .strip_prefix("${file:")
+            .and_then(|r| r.strip_suffix('}'))
+        {
+            match std::fs::read_to_string(self.path(path)) {
+                Ok(v) => v.trim_end_matches(['\r', '\n']).to_string(),
+                Err(e) => {
+                    self.err(field, format!("cannot read secret file `{path}`: {e}"));
+                    return None;
+                }
+            }
+        } else {
+            raw.to_string()
+        };
+        if value.is_empty() {
+            self.err(field, "secret is empty");
+            return None;
+        }
+        Some(Secret(value.into()))
+    }
+}
+
+/// Build the runtime model from the raw file, collecting every problem.
+pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigError>> {
+    let base_dir = map
+        .file()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut v = Validator {
+        map,
+        base_dir,
+        errors: Vec::new(),
+    };
+
+    let listeners = validate_listeners(&mut v, &raw.listeners);
+    let limits = validate_limits(&mut v, &raw.limits);
+
+    let mut trusted_proxies = Vec::new();
+    for (i, t) in raw.trusted_proxies.iter().enumerate() {
+        match parse_cidr(t) {
+            Some(net) => trusted_proxies.push(net),
+            None => v.err(
+                &format!("trusted_proxies[{i}]"),
+                format!("`{t}` is not an IP address or CIDR"),
+            ),
+        }
+    }
+
+    let mut upstreams = BTreeMap::new();
+    for (name, u) in &raw.upstreams {
+        if let Some(cfg) = validate_upstream(&mut v, &format!("upstreams.{name}"), u) {
+            upstreams.insert(name.clone(), cfg);
+        }
+    }
+
+    let default_request = request_policy(&mut v, "defaults.request", &raw.defaults.request, None);
+    let default_response =
+        response_policy(&mut v, "defaults.response", &raw.defaults.response, None);
+
+    let mut routes = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, r) in raw.routes.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        if r.name.trim().is_empty() {
+            v.err(&format!("{at}.name"), "route name must not be empty");
+        } else if !names.insert(r.name.clone()) {
+            v.err(
+                &format!("{at}.name"),
+                format!("duplicate route name `{}`", r.name),
+            );
+        }
+        if !raw.upstreams.contains_key(&r.upstream) {
+            v.err(
+                &format!("{at}.upstream"),
+                format!("unknown upstream `{}`", r.upstream),
+            );
+        }
+        let path_prefix = r.match_.path_prefix.clone().unwrap_or_else(|| "/".into());
+        if !path_prefix.starts_with('/') {
+            v.err(&format!("{at}.match.path_prefix"), "must start with `/`");
+        }
+        let hosts = r
+            .match_
+            .hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let methods = v.methods(&format!("{at}.match.methods"), &r.match_.methods);
+        let request = request_policy(
+            &mut v,
+            &format!("{at}.request"),
+            &r.request,
+            Some(&default_request),
+        );
+        let response = response_policy(
+            &mut v,
+            &format!("{at}.response"),
+            &r.response,
+            Some(&default_response),
+        );
+        let cors = r
+            .cors
+            .as_ref()
+            .and_then(|c| cors_policy(&mut v, &format!("{at}.cors"), c))
+            .map(Arc::new);
+        routes.push(RouteConfig {
+            name: r.name.clone(),
+            hosts,
+            path_prefix,
+            methods,
+            upstream: r.upstream.clone(),
+            request: Arc::new(request),
+            response: Arc::new(response),
+            cors,
+        });
+    }
+
+    let events = validate_events(&mut v, &raw.events);
+    let admin = raw.admin.as_ref().and_then(|a| validate_admin(&mut v, a));
+
+    if v.errors.is_empty() {
+        Ok(Config {
+            listeners,
+            limits,
+            trusted_proxies,
+            upstreams,
+            routes,
+            default_response: Arc::new(default_response),
+            events,
+            admin,
+        })
+    } else {
+        Err(v.errors)
+    }
+}
+
+fn parse_cidr(t: &str) -> Option<IpNet> {
+    t.parse::<IpNet>()
+        .ok()
+        .or_else(|| t.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+fn validate_listeners(v: &mut Validator, raw: &[RawListener]) -> Vec<ListenerConfig> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    if raw.is_empty() {
+        v.err("listeners", "at least one listener is required");
+    }
+    for (i, l) in raw.iter().enumerate() {
+        let at = format!("listeners[{i}]");
+        let address = match l.address.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                v.err(
+                    &format!("{at}.address"),
+                    format!("`{}` is not an address such as 0.0.0.0:8443", l.address),
+                );
+                continue;
+            }
+        };
+        if !seen.insert(address) {
+            v.err(
+                &format!("{at}.address"),
+                format!("address {address} is used twice"),
+            );
+        }
+        if l.tls.is_some() && l.redirect_https_port.is_some() {
+            v.err(
+                &format!("{at}.redirect_https_port"),
+                "a redirect listener is plain HTTP: remove `tls` or `redirect_https_port`",
+            );
+        }
+        let tls = l
+            .tls
+            .as_ref()
+            .and_then(|t| validate_tls(v, &format!("{at}.tls"), t));
+        out.push(ListenerConfig {
+            name: l.name.clone().unwrap_or_else(|| format!("listener-{i}")),
+            address,
+            tls,
+            redirect_https_port: l.redirect_https_port,
+        });
+    }
+    out
+}
+
+fn validate_tls(v: &mut Validator, at: &str, t: &RawTls) -> Option<TlsConfig> {
+    let mut certificates = Vec::new();
+    for (i, c) in t.certificates.iter().enumerate() {
+        let cert = v.path(&c.cert);
+        let key = v.path(&c.key);
+        if !cert.is_file() {
+            v.err(
+                &format!("{at}.certificates[{i}].cert"),
+                format!("certificate file `{}` does not exist", cert.display()),
+            );
+        }
+        if !key.is_file() {
+            v.err(
+                &format!("{at}.certificates[{i}].key"),
+                format!("key file `{}` does not exist", key.display()),
+            );
+        }
+        certificates.push(CertificateFiles { cert, key });
+    }
+    let self_signed = t.self_signed.clone().unwrap_or_default();
+    if certificates.is_empty() && self_signed.is_empty() {
+        v.err(at, "give `certificates` or `self_signed`");
+    }
+    let tls13_only = match t.min_version.as_deref() {
+        None | Some("1.2") => false,
+        Some("1.3") => true,
+        Some(other) => {
+            v.err(
+                &format!("{at}.min_version"),
+                format!("`{other}` is not offered: use \"1.2\" or \"1.3\""),
+            );
+            false
+        }
+    };
+    let max_age = t.hsts_max_age.unwrap_or(31_536_000);
+    let hsts = (max_age > 0).then(|| {
+        if t.hsts_include_subdomains.unwrap_or(false) {
+            format!("max-age={max_age}; includeSubDomains")
+        } else {
+            format!("max-age={max_age}")
+        }
+    });
+    Some(TlsConfig {
+        certificates,
+        self_signed,
+        tls13_only,
+        hsts,
+    })
+}
+
+fn validate_limits(v: &mut Validator, l: &RawLimits) -> Limits {
+    let max_header_bytes = v.size("limits.max_header_bytes", &l.max_header_bytes, 16 * 1024);
+    if max_header_bytes < 1024 {
+        v.err("limits.max_header_bytes", "must be at least 1024");
+    }
+    let positive = |v: &mut Validator, field: &str, value: Option<usize>, default: usize| {
+        let n = value.unwrap_or(default);
+        if n == 0 {
+            v.err(field, "must be greater than zero");
+        }
+        n
+    };
+    Limits {
+        header_read_timeout: v.duration(
+            "limits.header_read_timeout",
+            &l.header_read_timeout,
+            Duration::from_secs(10),
+        ),
+        request_body_timeout: v.duration(
+            "limits.request_body_timeout",
+            &l.request_body_timeout,
+            Duration::from_secs(30),
+        ),
+        idle_timeout: v.duration(
+            "limits.idle_timeout",
+            &l.idle_timeout,
+            Duration::from_secs(60),
+        ),
+        max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
+        max_headers: positive(v, "limits.max_headers", l.max_headers, 100),
+        max_url_length: positive(v, "limits.max_url_length", l.max_url_length, 8192),
+        max_connections: positive(v, "limits.max_connections", l.max_connections, 10_000),
+        shutdown_grace: v.duration(
+            "limits.shutdown_grace",
+            &l.shutdown_grace,
+            Duration::from_secs(30),
+        ),
+        http2_max_concurrent_streams: l.http2_max_concurrent_streams.unwrap_or(100),
+    }
+}
+
+fn validate_upstream(v: &mut Validator, at: &str, u: &RawUpstream) -> Option<UpstreamConfig> {
+    if u.targets.is_empty() {
+        v.err(&format!("{at}.targets"), "at least one target is required");
+    }
+    let mut targets = Vec::new();
+    for (i, t) in u.targets.iter().enumerate() {
+        match parse_target(t) {
+            Ok(target) => targets.push(target),
+            Err(e) => v.err(&format!("{at}.targets[{i}]"), e),
+        }
+    }
+    let ca = u.ca.as_ref().map(|p| v.path(p));
+    if let Some(ca) = &ca
+        && !ca.is_file()
+    {
+        v.err(
+            &format!("{at}.ca"),
+            format!("CA file `{}` does not exist", ca.display()),
+        );
+    }
+    Some(UpstreamConfig {
+        targets,
+        ca,
+        connect_timeout: v.duration(
+            &format!("{at}.connect_timeout"),
+            &u.connect_timeout,
+            Duration::from_secs(3),
+        ),
+        response_timeout: v.duration(
+            &format!("{at}.response_timeout"),
+            &u.response_timeout,
+            Duration::from_secs(30),
+        ),
+        unhealthy_cooldown: v.duration(
+            &format!("{at}.unhealthy_cooldown"),
+            &u.unhealthy_cooldown,
+            Duration::from_secs(10),
+        ),
+        max_idle_per_target: u.max_idle_per_target.unwrap_or(64),
+        preserve_host: u.preserve_host.unwrap_or(true),
+    })
+}
+
+fn parse_target(t: &str) -> Result<TargetUrl, String> {
+    let (https, rest) = if let Some(r) = t.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = t.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!("`{t}` must start with http:// or https://"));
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+        return Err(format!(
+            "`{t}` must be scheme://host[:port] with no path or userinfo"
+        ));
+    }
+    let parsed: http::uri::Authority = authority
+        .parse()
+        .map_err(|_| format!("`{t}` has an invalid host or port"))?;
+    let port = parsed.port_u16().unwrap_or(if https { 443 } else { 80 });
+    Ok(TargetUrl {
+        https,
+        authority: format!("{}:{port}", parsed.host()),
+    })
+}
+
+fn request_policy(
+    v: &mut Validator,
+    at: &str,
+    r: &RawRequestPolicy,
+    base: Option<&RequestPolicy>,
+) -> RequestPolicy {
+    let max_body = v.size(
+        &format!("{at}.max_body"),
+        &r.max_body,
+        base.map_or(1 << 20, |b| b.max_body),
+    );
+    let allowed_methods = match &r.allowed_methods {
+        Some(m) => v.methods(&format!("{at}.allowed_methods"), m),
+        None => base.map(|b| b.allowed_methods.clone()).unwrap_or_default(),
+    };
+    let allowed_content_types = match &r.allowed_content_types {
+        Some(list) => {
+            let mut out = Vec::new();
+            for (i, ct) in list.iter().enumerate() {
+                let ct = ct.trim().to_ascii_lowercase();
+                if ct.split('/').count() != 2 || ct.contains(';') {
+                    v.err(
+                        &format!("{at}.allowed_content_types[{i}]"),
+                        format!("`{ct}` is not a media type such as application/json"),
+                    );
+                }
+                out.push(ct);
+            }
+            out
+        }
+        None => base
+            .map(|b| b.allowed_content_types.clone())
+            .unwrap_or_default(),
+    };
+    let credential_params = match &r.credential_params {
+        Some(list) => list.iter().map(|p| p.to_ascii_lowercase()).collect(),
+        None => base
+            .map(|b| b.credential_params.clone())
+            .unwrap_or_else(|| {
+                DEFAULT_CREDENTIAL_PARAMS
+                    .iter()
+                    .map(|s| (*s).to_string())
+                    .collect()
+            }),
+    };
+    RequestPolicy {
+        max_body,
+        allowed_methods,
+        allowed_content_types,
+        credential_params,
+    }
+}
+
+fn response_policy(
+    v: &mut Validator,
+    at: &str,
+    r: &RawResponsePolicy,
+    base: Option<&ResponsePolicy>,
+) -> ResponsePolicy {
+    let max_body = v.size(
+        &format!("{at}.max_body"),
+        &r.max_body,
+        base.map_or(10 << 20, |b| b.max_body),
+    );
+    let strip_headers = match &r.strip_headers {
+        Some(list) => {
+            let mut out = Vec::new();
+            for (i, h) in list.iter().enumerate() {
+                match HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes()) {
+                    Ok(n) => out.push(n),
+                    Err(_) => v.err(
+                        &format!("{at}.strip_headers[{i}]"),
+                        format!("`{h}` is not a header name"),
+                    ),
+                }
+            }
+            out
+        }
+        None => base.map(|b| b.strip_headers.clone()).unwrap_or_else(|| {
+            DEFAULT_STRIP_RESPONSE_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect()
+        }),
+    };
+    let sh = r.security_headers.clone().unwrap_or_default();
+    let header_value = |v: &mut Validator,
+                        field: &str,
+                        raw: Option<String>,
+                        inherited: Option<String>| {
+        match raw {
+            Some(s) if s.is_empty() => None,
+            Some(s) => {
+                if HeaderValue::from_str(&s).is_err() {
+                    v.err(field, "not a valid header value");
+                }
+                Some(s)
+            }
+            None => inherited,
+        }
+    };
+    let content_security_policy = header_value(
+        v,
+        &format!("{at}.security_headers.content_security_policy"),
+        sh.content_security_policy,
+        base.map_or(
+            Some("default-src 'none'; frame-ancestors 'none'".to_string()),
+            |b| b.content_security_policy.clone(),
+        ),
+    );
+    let referrer_policy = header_value(
+        v,
+        &format!("{at}.security_headers.referrer_policy"),
+        sh.referrer_policy,
+        base.map_or(Some("no-referrer".to_string()), |b| {
+            b.referrer_policy.clone()
+        }),
+    );
+    ResponsePolicy {
+        max_body,
+        mask_upstream_errors: r
+            .mask_upstream_errors
+            .unwrap_or(base.is_none_or(|b| b.mask_upstream_errors)),
+        strip_headers,
+        nosniff: sh.nosniff.unwrap_or(base.is_none_or(|b| b.nosniff)),
+        content_security_policy,
+        referrer_policy,
+        no_store_when_authenticated: sh
+            .no_store_when_authenticated
+            .unwrap_or(base.is_none_or(|b| b.no_store_when_authenticated)),
+    }
+}
+
+fn cors_policy(v: &mut Validator, at: &str, c: &RawCors) -> Option<CorsPolicy> {
+    let mut allow_origins = Vec::new();
+    for (i, o) in c.allow_origins.iter().enumerate() {
+        let field = format!("{at}.allow_origins[{i}]");
+        if o == "*" {
+            // An explicit allow-list is the whole point: a wildcard would let any site read
+            // the API from a victim's browser, and with credentials it is forbidden anyway.
+            v.err(&field, "`*` is not allowed: list each origin");
+            continue;
+        }
+        let lower = o.trim_end_matches('/').to_ascii_lowercase();
+        let well_formed = (lower.starts_with("https://") || lower.starts_with("http://"))
+            && lower
+                .split("://")
+                .nth(1)
+                .is_some_and(|h| !h.is_empty() && !h.contains('/'));
+        if !well_formed {
+            v.err(
+                &field,
+                format!("`{o}` is not an origin such as https://app.example.com"),
+            );
+            continue;
+        }
+        allow_origins.push(lower);
+    }
+    if c.allow_origins.is_empty() {
+        v.err(&format!("{at}.allow_origins"), "list at least one origin");
+    }
+    let allow_methods = v.methods(&format!("{at}.allow_methods"), &c.allow_methods);
+    let mut lower_headers = |list: &[String], field: &str| {
+        let mut out = Vec::new();
+        for (i, h) in list.iter().enumerate() {
+            if h == "*" || HeaderName::from_bytes(h.as_bytes()).is_err() {
+                v.err(
+                    &format!("{at}.{field}[{i}]"),
+                    format!("`{h}` is not a header name"),
+                );
+            } else {
+                out.push(h.to_ascii_lowercase());
+            }
+        }
+        out
+    };
+    let allow_headers = lower_headers(&c.allow_headers, "allow_headers");
+    let expose_headers = lower_headers(&c.expose_headers, "expose_headers");
+    Some(CorsPolicy {
+        allow_origins,
+        allow_methods,
+        allow_headers,
+        expose_headers,
+        allow_credentials: c.allow_credentials,
+        max_age: c.max_age,
+    })
+}
+
+fn validate_events(v: &mut Validator, e: &RawEvents) -> EventsConfig {
+    let file = match e.file.as_deref() {
+        Some("") => None,
+        Some(p) => Some(v.path(p)),
+        None => Some(PathBuf::from("portcullis-events.jsonl")),
+    };
+    let queue_capacity = e.queue_capacity.unwrap_or(65_536);
+    if queue_capacity == 0 {
+        v.err("events.queue_capacity", "must be greater than zero");
+    }
+    EventsConfig {
+        file,
+        file_max_bytes: v.size("events.file_max_bytes", &e.file_max_bytes, 100 << 20),
+        file_max_files: e.file_max_files.unwrap_or(5),
+        stdout: e.stdout,
+        redact_headers: e
+            .redact_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        queue_capacity,
+    }
+}
+
+fn validate_admin(v: &mut Validator, a: &RawAdmin) -> Option<AdminConfig> {
+    let text = a.address.as_deref().unwrap_or("127.0.0.1:9901");
+    let address = match text.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            v.err(
+                "admin.address",
+                format!("`{text}` is not an address such as 127.0.0.1:9901"),
+            );
+            return None;
+        }
+    };
+    let Some(raw_token) = a.token.as_deref() else {
+        v.err(
+            "admin.token",
+            "the admin API needs a bearer token (use ${env:NAME} or ${file:PATH} to keep it out of this file)",
+        );
+        return None;
+    };
+    let token = v.secret("admin.token", raw_token)?;
+    if !address.ip().is_loopback() && token.expose().len() < 16 {
+        v.err(
+            "admin.token",
+            "an admin API on a non-loopback address needs a token of at least 16 characters",
+        );
+    }
+    Some(AdminConfig { address, token })
+}

@@ -1,0 +1,253 @@
+//! The configuration file exactly as written: plain serde structs that refuse unknown fields.
+//!
+//! Nothing here is checked beyond its YAML type; `model.rs` turns these into the validated
+//! runtime model and reports every problem with its location. Keeping the two apart means the
+//! file format can stay friendly (strings such as `10s` or `1MiB`, optional sections) while the
+//! request path only ever sees resolved, typed values.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Route settings that apply wherever a route does not set its own.
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    /// Peers whose `X-Forwarded-*` / `Forwarded` headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, RawUpstream>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub events: RawEvents,
+    pub admin: Option<RawAdmin>,
+}
+
+/// One listening socket.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub name: Option<String>,
+    /// `host:port`, for example `0.0.0.0:8443` or `[::]:443`.
+    pub address: String,
+    pub tls: Option<RawTls>,
+    /// When set, this plain listener answers every request with a 308 to `https://host:PORT`.
+    pub redirect_https_port: Option<u16>,
+}
+
+/// A listener's TLS section. `tls: self_signed` is accepted as shorthand for
+/// `tls: { self_signed: [localhost] }` (see the `Deserialize` impl below).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[serde(remote = "Self")]
+pub struct RawTls {
+    #[serde(default)]
+    pub certificates: Vec<RawCertificate>,
+    /// Host names for a development certificate generated at start.
+    pub self_signed: Option<Vec<String>>,
+    /// `"1.2"` (default) or `"1.3"`.
+    pub min_version: Option<String>,
+    /// `Strict-Transport-Security: max-age=N`; 0 turns the header off.
+    pub hsts_max_age: Option<u64>,
+    pub hsts_include_subdomains: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: String,
+    /// PEM file with the private key.
+    pub key: String,
+}
+
+/// Connection-level limits and timeouts (global).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub header_read_timeout: Option<String>,
+    pub request_body_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_header_bytes: Option<RawSize>,
+    pub max_headers: Option<usize>,
+    pub max_url_length: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub shutdown_grace: Option<String>,
+    pub http2_max_concurrent_streams: Option<u32>,
+}
+
+/// A byte size: a number, or a string such as `64KiB`, `1MiB`, `10MB`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawSize {
+    Bytes(u64),
+    Text(String),
+}
+
+/// Upstream pool.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// `http://host:port` or `https://host:port` URLs.
+    pub targets: Vec<String>,
+    /// PEM bundle of CAs trusted for `https://` targets instead of the system roots.
+    pub ca: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub response_timeout: Option<String>,
+    /// How long a target that refused a connection is skipped.
+    pub unhealthy_cooldown: Option<String>,
+    pub max_idle_per_target: Option<usize>,
+    /// Send the client's Host header upstream (default) or the target's authority.
+    pub preserve_host: Option<bool>,
+}
+
+/// One route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: String,
+    #[serde(rename = "match", default)]
+    pub match_: RawMatch,
+    pub upstream: String,
+    #[serde(default)]
+    pub request: RawRequestPolicy,
+    #[serde(default)]
+    pub response: RawResponsePolicy,
+    pub cors: Option<RawCors>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    /// Exact host names (port ignored); empty means any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path prefix on segment boundaries; longest wins. Default `/`.
+    pub path_prefix: Option<String>,
+    /// Methods this route is chosen for; empty means any.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+/// Route settings shared by every route unless it sets its own.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    #[serde(default)]
+    pub request: RawRequestPolicy,
+    #[serde(default)]
+    pub response: RawResponsePolicy,
+}
+
+/// Restrictions on what a client may send.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequestPolicy {
+    pub max_body: Option<RawSize>,
+    /// Methods allowed on the route; anything else is 405.
+    pub allowed_methods: Option<Vec<String>>,
+    /// Media types accepted for request bodies; anything else is 415.
+    pub allowed_content_types: Option<Vec<String>>,
+    /// Query parameter names that carry credentials and are refused in URLs.
+    pub credential_params: Option<Vec<String>>,
+}
+
+/// Restrictions on what an upstream may send back.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawResponsePolicy {
+    pub max_body: Option<RawSize>,
+    /// Replace upstream 5xx bodies with a generic problem document.
+    pub mask_upstream_errors: Option<bool>,
+    /// Response headers removed because they fingerprint the upstream.
+    pub strip_headers: Option<Vec<String>>,
+    pub security_headers: Option<RawSecurityHeaders>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurityHeaders {
+    pub nosniff: Option<bool>,
+    /// `Content-Security-Policy` value; empty string turns it off.
+    pub content_security_policy: Option<String>,
+    /// `Referrer-Policy` value; empty string turns it off.
+    pub referrer_policy: Option<String>,
+    /// `Cache-Control: no-store` on responses to authenticated requests.
+    pub no_store_when_authenticated: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    pub allow_origins: Vec<String>,
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    pub max_age: Option<u64>,
+}
+
+/// Where events go.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvents {
+    /// JSON-lines file; default `portcullis-events.jsonl`. `""` turns the file sink off.
+    pub file: Option<String>,
+    pub file_max_bytes: Option<RawSize>,
+    pub file_max_files: Option<u32>,
+    #[serde(default)]
+    pub stdout: bool,
+    /// Extra request header names whose values never reach an event.
+    #[serde(default)]
+    pub redact_headers: Vec<String>,
+    pub queue_capacity: Option<usize>,
+}
+
+/// The admin listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Default `127.0.0.1:9901`.
+    pub address: Option<String>,
+    /// Bearer token; `${env:NAME}` or `${file:PATH}` keep it out of the file.
+    pub token: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawTls {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawTls;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`self_signed` or a TLS section")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawTls, E> {
+                if v == "self_signed" {
+                    Ok(RawTls {
+                        self_signed: Some(vec!["localhost".to_string()]),
+                        ..RawTls::default()
+                    })
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawTls, A::Error> {
+                RawTls::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        de.deserialize_any(Visitor)
+    }
+}

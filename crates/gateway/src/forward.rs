@@ -1,0 +1,156 @@
+//! The forward stage: send the request to a target of the route's pool and return its
+//! response head, with the body streaming in both directions.
+
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode, Uri, Version, request::Parts};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::body::{Body, BodyFailure, RequestBody, empty};
+use crate::context::RequestContext;
+use crate::forwarding::{ForwardedFor, is_trusted, set_forwarding_headers, strip_hop_by_hop};
+use crate::metrics::Metrics;
+use crate::problem::Rejection;
+use crate::snapshot::Route;
+
+/// Settings the forward stage needs beyond the route.
+pub struct ForwardSettings<'a> {
+    pub trusted_proxies: &'a [ipnet::IpNet],
+    pub body_timeout: Duration,
+    pub host: &'a str,
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+pub async fn forward(
+    route: &Route,
+    ctx: &mut RequestContext,
+    parts: Parts,
+    body: Incoming,
+    settings: &ForwardSettings<'_>,
+    metrics: &Metrics,
+) -> Result<Response<Incoming>, Rejection> {
+    let pool = &route.pool;
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    let peer = ctx.conn.peer.ip();
+    set_forwarding_headers(
+        &mut headers,
+        &ForwardedFor {
+            peer,
+            peer_trusted: is_trusted(peer, settings.trusted_proxies),
+            proto: if ctx.conn.is_tls() { "https" } else { "http" },
+            host: settings.host,
+            request_id: &ctx.request_id,
+        },
+    );
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    let has_body = !body.is_end_stream();
+    let mut next_body: Option<Body> = Some(if has_body {
+        RequestBody::new(
+            body,
+            route.config.request.max_body,
+            settings.body_timeout,
+            ctx.body.clone(),
+        )
+        .boxed_unsync()
+    } else {
+        empty()
+    });
+    let retryable = idempotent(&parts.method) && !has_body;
+    let mut exclude = None;
+
+    loop {
+        let Some(idx) = pool.pick(exclude) else {
+            return Err(Rejection::bad_gateway("upstream_unavailable"));
+        };
+        let target = &pool.targets[idx].url;
+        let uri: Uri = format!(
+            "{}://{}{}",
+            target.scheme(),
+            target.authority,
+            path_and_query
+        )
+        .parse()
+        .map_err(|_| Rejection::bad_request("invalid_target", "the request target is invalid"))?;
+        let mut req = Request::new(next_body.take().unwrap_or_else(empty));
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = headers.clone();
+        let host = if pool.config.preserve_host {
+            settings.host
+        } else {
+            target.authority.as_str()
+        };
+        if let Ok(v) = http::HeaderValue::from_str(host) {
+            req.headers_mut().insert(http::header::HOST, v);
+        }
+        ctx.upstream = Some(target.authority.clone());
+
+        let result =
+            tokio::time::timeout(pool.config.response_timeout, pool.client.request(req)).await;
+        match result {
+            Ok(Ok(resp)) => return Ok(resp),
+            Err(_) => {
+                metrics.upstream_error(&pool.name, "timeout");
+                return Err(Rejection::gateway_timeout());
+            }
+            Ok(Err(err)) => {
+                if let Some(rej) = body_rejection(ctx) {
+                    return Err(rej);
+                }
+                if err.is_connect() {
+                    metrics.upstream_error(&pool.name, "connect");
+                    pool.mark_unhealthy(idx);
+                    if retryable && exclude.is_none() && pool.targets.len() > 1 {
+                        exclude = Some(idx);
+                        next_body = Some(empty());
+                        continue;
+                    }
+                } else {
+                    metrics.upstream_error(&pool.name, "protocol");
+                    tracing::debug!(upstream = %pool.name, error = %err, "upstream request failed");
+                }
+                return Err(Rejection::bad_gateway("upstream_unavailable"));
+            }
+        }
+    }
+}
+
+/// When forwarding failed because of the client's body, say so instead of blaming the upstream.
+fn body_rejection(ctx: &RequestContext) -> Option<Rejection> {
+    if let Some(v) = ctx.conn.framing.peek() {
+        return Some(Rejection::bad_request(
+            "invalid_framing",
+            format!("the request framing is invalid ({})", v.reason()),
+        ));
+    }
+    match ctx.body.failure()? {
+        BodyFailure::TooLarge => Some(Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "Content Too Large",
+        )),
+        BodyFailure::Timeout => Some(Rejection::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "Request Timeout",
+        )),
+        BodyFailure::Broken => Some(Rejection::bad_request(
+            "body_incomplete",
+            "the request body ended unexpectedly",
+        )),
+    }
+}

@@ -1,0 +1,330 @@
+//! Listeners: accept, enforce the connection limit, complete TLS, choose HTTP/1.1 or HTTP/2,
+//! wrap HTTP/1 in the strict framing reader, and watch each connection for header and idle
+//! timeouts. Shutdown stops accepting and lets in-flight requests finish.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use portcullis_events::TlsInfo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::ListenerConfig;
+use crate::context::{ConnActivity, ConnInfo};
+use crate::framing::{FramingLimits, FramingSignal, StrictH1};
+use crate::server::Gateway;
+
+/// Everything a listener's connections share.
+pub struct ListenerState {
+    gw: Arc<Gateway>,
+    name: Arc<str>,
+    tls: Option<TlsAcceptor>,
+    hsts: Option<http::HeaderValue>,
+    redirect_https_port: Option<u16>,
+    /// One permit per open connection; also tells shutdown when the last one has closed.
+    permits: Arc<Semaphore>,
+    max_connections: usize,
+}
+
+impl ListenerState {
+    pub fn new(
+        gw: Arc<Gateway>,
+        cfg: &ListenerConfig,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Arc<Self> {
+        let max_connections = gw.snapshot().config.limits.max_connections;
+        Arc::new(ListenerState {
+            gw,
+            name: cfg.name.as_str().into(),
+            tls: tls.map(TlsAcceptor::from),
+            hsts: cfg
+                .tls
+                .as_ref()
+                .and_then(|t| t.hsts.as_deref())
+                .and_then(|h| http::HeaderValue::from_str(h).ok()),
+            redirect_https_port: cfg.redirect_https_port,
+            permits: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
+        })
+    }
+}
+
+/// Accept connections until shutdown, then wait for open ones to finish (bounded by the
+/// configured grace period; the caller aborts stragglers).
+pub async fn serve(
+    tcp: TcpListener,
+    state: Arc<ListenerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = tcp.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = state.permits.clone().try_acquire_owned() else {
+            state.gw.metrics.connection_refused();
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            state.gw.metrics.connection_opened();
+            if let Err(e) = serve_connection(stream, peer, &state, shutdown).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            state.gw.metrics.connection_closed();
+            drop(permit);
+        });
+    }
+    drop(tcp);
+    let grace = state.gw.snapshot().config.limits.shutdown_grace;
+    let all = u32::try_from(state.max_connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(grace, state.permits.acquire_many(all)).await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    state: &ListenerState,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let local = stream.local_addr()?;
+    let limits = state.gw.snapshot().config.limits.clone();
+    let activity = Arc::new(ConnActivity::default());
+    let counted = CountingIo {
+        inner: stream,
+        activity: activity.clone(),
+    };
+    let framing = FramingSignal::default();
+    let mut info = ConnInfo {
+        peer,
+        local,
+        tls: None,
+        hsts: None,
+        listener: state.name.clone(),
+        redirect_https_port: state.redirect_https_port,
+        framing: framing.clone(),
+        activity: activity.clone(),
+    };
+    let framing_limits = FramingLimits {
+        max_header_bytes: limits.max_header_bytes,
+        max_headers: limits.max_headers,
+        max_url_len: limits.max_url_length,
+    };
+
+    match &state.tls {
+        None => {
+            let io = StrictH1::new(counted, framing_limits, framing);
+            serve_http1(io, Arc::new(info), state, &limits, shutdown).await
+        }
+        Some(acceptor) => {
+            let tls = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(counted))
+                .await
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                })??;
+            let (_, session) = tls.get_ref();
+            info.tls = Some(TlsInfo {
+                version: session
+                    .protocol_version()
+                    .map_or_else(String::new, |v| tls_version_name(v).to_string()),
+                cipher: session
+                    .negotiated_cipher_suite()
+                    .map_or_else(String::new, |c| format!("{:?}", c.suite())),
+            });
+            info.hsts = state.hsts.clone();
+            let h2 = session.alpn_protocol() == Some(b"h2");
+            if h2 {
+                serve_http2(tls, Arc::new(info), state, &limits, shutdown).await
+            } else {
+                let io = StrictH1::new(tls, framing_limits, framing);
+                serve_http1(io, Arc::new(info), state, &limits, shutdown).await
+            }
+        }
+    }
+}
+
+fn tls_version_name(v: rustls::ProtocolVersion) -> &'static str {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        _ => "unknown",
+    }
+}
+
+async fn serve_http1<S>(
+    io: S,
+    info: Arc<ConnInfo>,
+    state: &ListenerState,
+    limits: &crate::config::Limits,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let gw = state.gw.clone();
+    let conn_info = info.clone();
+    let service =
+        service_fn(move |req| crate::pipeline::handle(gw.clone(), conn_info.clone(), req));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .half_close(false)
+        .max_buf_size(limits.max_header_bytes.max(8192) * 2);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let watchdog = watchdog(info.activity.clone(), limits.clone(), false);
+    let mut watchdog = std::pin::pin!(watchdog);
+    tokio::select! {
+        r = conn.as_mut() => return r.map_err(Into::into),
+        _ = &mut watchdog => return Ok(()),
+        _ = shutdown.changed() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    tokio::select! {
+        r = conn.as_mut() => r.map_err(Into::into),
+        _ = &mut watchdog => Ok(()),
+    }
+}
+
+async fn serve_http2<S>(
+    io: S,
+    info: Arc<ConnInfo>,
+    state: &ListenerState,
+    limits: &crate::config::Limits,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let gw = state.gw.clone();
+    let conn_info = info.clone();
+    let service =
+        service_fn(move |req| crate::pipeline::handle(gw.clone(), conn_info.clone(), req));
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(256))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let watchdog = watchdog(info.activity.clone(), limits.clone(), true);
+    let mut watchdog = std::pin::pin!(watchdog);
+    tokio::select! {
+        r = conn.as_mut() => return r.map_err(Into::into),
+        _ = &mut watchdog => return Ok(()),
+        _ = shutdown.changed() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    tokio::select! {
+        r = conn.as_mut() => r.map_err(Into::into),
+        _ = &mut watchdog => Ok(()),
+    }
+}
+
+/// Resolves when the connection should be closed: no request in flight and either a request
+/// head has been arriving for longer than the header timeout (slowloris), or nothing at all
+/// has arrived for the idle timeout. For HTTP/2 only the idle rule applies: its control
+/// frames are not request heads.
+async fn watchdog(activity: Arc<ConnActivity>, limits: crate::config::Limits, h2: bool) {
+    let header_ms = u64::try_from(limits.header_read_timeout.as_millis()).unwrap_or(u64::MAX);
+    let idle_ms = u64::try_from(limits.idle_timeout.as_millis()).unwrap_or(u64::MAX);
+    let tick = Duration::from_millis((header_ms.min(idle_ms) / 4).clamp(50, 1000));
+    loop {
+        tokio::time::sleep(tick).await;
+        if activity.in_flight.load(Ordering::Acquire) > 0 {
+            continue;
+        }
+        let since = activity
+            .now_ms()
+            .saturating_sub(activity.last_done_ms.load(Ordering::Acquire));
+        let partial = activity.bytes_read.load(Ordering::Acquire)
+            > activity.bytes_read_at_done.load(Ordering::Acquire);
+        if !h2 && partial && since >= header_ms {
+            tracing::debug!("closing a connection whose request head did not arrive in time");
+            return;
+        }
+        if since >= idle_ms {
+            return;
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Counts bytes read from the socket so the watchdog can tell a silent connection from
+    /// one that is trickling a request head.
+    struct CountingIo<S> {
+        #[pin]
+        inner: S,
+        activity: Arc<ConnActivity>,
+    }
+}
+
+impl<S: AsyncRead> AsyncRead for CountingIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let r = this.inner.poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            this.activity
+                .bytes_read
+                .fetch_add(n as u64, Ordering::AcqRel);
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite> AsyncWrite for CountingIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -1,0 +1,164 @@
+//! Prometheus metrics served on the admin listener's `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use portcullis_events::{Action, HttpActivity};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    latency: Histogram,
+    upstream_errors: Family<Labels, Counter>,
+    reloads: Family<Labels, Counter>,
+    events_dropped: Gauge<u64, AtomicU64>,
+    events_emitted: Gauge<u64, AtomicU64>,
+    connections: Gauge,
+    connections_refused: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("portcullis");
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by route, status class and action",
+            requests.clone(),
+        );
+        let latency = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to the last response byte",
+            latency.clone(),
+        );
+        let upstream_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Failures talking to upstreams by pool and kind",
+            upstream_errors.clone(),
+        );
+        let reloads = Family::<Labels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads by result",
+            reloads.clone(),
+        );
+        let events_dropped = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "events_dropped",
+            "Events dropped because the event queue was full",
+            events_dropped.clone(),
+        );
+        let events_emitted = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "events_emitted",
+            "Events accepted into the event queue",
+            events_emitted.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "open_connections",
+            "Open client connections",
+            connections.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept because the connection limit was reached",
+            connections_refused.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            upstream_errors,
+            reloads,
+            events_dropped,
+            events_emitted,
+            connections,
+            connections_refused,
+        }
+    }
+
+    pub fn observe_request(&self, ev: &HttpActivity, elapsed: Duration) {
+        let class = match ev.status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        let action = match ev.action {
+            Action::Allowed => "allowed",
+            Action::Denied => "denied",
+        };
+        self.requests
+            .get_or_create(&vec![
+                ("route", ev.route.clone().unwrap_or_default()),
+                ("status_class", class.to_string()),
+                ("action", action.to_string()),
+            ])
+            .inc();
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn upstream_error(&self, pool: &str, kind: &'static str) {
+        self.upstream_errors
+            .get_or_create(&vec![
+                ("upstream", pool.to_string()),
+                ("kind", kind.to_string()),
+            ])
+            .inc();
+    }
+
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.reloads
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    /// Text exposition; event counters are sampled from the emitter at scrape time.
+    pub fn render(&self, events_emitted: u64, events_dropped: u64) -> String {
+        self.events_emitted.set(events_emitted);
+        self.events_dropped.set(events_dropped);
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

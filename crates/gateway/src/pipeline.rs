@@ -1,0 +1,255 @@
+//! The request pipeline: one function that runs every stage of a request in order.
+//!
+//! ```text
+//! handle ─┬─ connection guard   framing violations found by the strict HTTP/1 reader
+//!         ├─ redirect           plain listeners that only send clients to HTTPS
+//!         ├─ request limits     unambiguous path, no credentials in the URL
+//!         ├─ route match        host + longest path prefix (+ methods)
+//!         ├─ rate limit         (issue #4)
+//!         ├─ authenticate       (issue #3)
+//!         ├─ authorize          (issue #3)
+//!         ├─ validate, inspect  methods, media types, body size; CORS preflight
+//!         ├─ forward            upstream pool, streaming both ways
+//!         ├─ response filters   strip, mask, size cap
+//!         └─ event              one per request, emitted by the EventGuard
+//! ```
+//!
+//! A stage returns `Ok` to continue or a [`Rejection`]; rejections become problem+json in
+//! exactly one place ([`crate::problem::render`]).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::header::{HOST, LOCATION, ORIGIN, USER_AGENT};
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use portcullis_events::{Action, HttpActivity};
+
+use crate::body::{Body, ResponseBody, empty};
+use crate::context::{ConnInfo, EventGuard, RequestContext, now_ms};
+use crate::forward::{ForwardSettings, forward};
+use crate::forwarding::{client_ip, request_id};
+use crate::problem::{self, Rejection};
+use crate::respond;
+use crate::restrict;
+use crate::server::Gateway;
+use crate::snapshot::{Route, Snapshot};
+
+/// Handle one request from a client connection. Never fails: every outcome is a response,
+/// and every request produces exactly one event.
+pub async fn handle(
+    gw: Arc<Gateway>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let snap = gw.snapshot();
+    let request_id = request_id(req.headers());
+    let client_ip = client_ip(conn.peer.ip(), req.headers(), &snap.config.trusted_proxies);
+    let host = request_host(&req);
+    let mut ctx = RequestContext {
+        request_id,
+        client_ip,
+        conn: conn.clone(),
+        route: None,
+        upstream: None,
+        reason: None,
+        findings: Vec::new(),
+        authenticated: false,
+        body: Arc::default(),
+    };
+    let mut guard = EventGuard::new(
+        initial_event(&req, &ctx, &host),
+        ctx.body.clone(),
+        gw.emitter.clone(),
+        gw.metrics.clone(),
+        conn.activity.clone(),
+    );
+    let origin = req.headers().get(ORIGIN).cloned();
+
+    let mut route: Option<Arc<Route>> = None;
+    let outcome = stages(&gw, &snap, &mut ctx, &mut route, &host, req).await;
+    let (mut resp, denied) = match outcome {
+        Ok(resp) => (resp, false),
+        Err(rej) => {
+            ctx.reason = Some(rej.reason);
+            (problem::render(&rej, &ctx.request_id), true)
+        }
+    };
+
+    let policy = route
+        .as_ref()
+        .map_or(&snap.config.default_response, |r| &r.config.response);
+    respond::finish_headers(resp.headers_mut(), policy, &ctx, conn.hsts.as_ref());
+    if let Some(cors) = route.as_ref().and_then(|r| r.config.cors.as_ref()) {
+        respond::cors_headers(cors, origin.as_ref(), resp.headers_mut());
+    }
+    guard.set_outcome(resp.status().as_u16(), &mut ctx, denied);
+    let limit = route
+        .as_ref()
+        .map_or(u64::MAX, |r| r.config.response.max_body);
+    Ok(resp.map(|b| ResponseBody::new(b, limit, guard)))
+}
+
+async fn stages(
+    gw: &Gateway,
+    snap: &Snapshot,
+    ctx: &mut RequestContext,
+    route_slot: &mut Option<Arc<Route>>,
+    host: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Rejection> {
+    // Connection guard: the strict HTTP/1 reader replaced a malformed request with a
+    // placeholder and recorded why; answer for the original, never forward anything.
+    if let Some(v) = ctx.conn.framing.take() {
+        let status = StatusCode::from_u16(v.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let title = status.canonical_reason().unwrap_or("Bad Request");
+        return Err(Rejection::new(status, "invalid_framing", title)
+            .detail(format!("the request is malformed ({})", v.reason())));
+    }
+
+    if let Some(port) = ctx.conn.redirect_https_port {
+        return redirect_to_https(host, port, &req);
+    }
+
+    // Request limits that hold whatever the route.
+    restrict::check_path(req.uri().path())?;
+
+    // Route match.
+    let route = snap
+        .find_route(host, req.uri().path(), req.method())
+        .cloned()
+        .ok_or_else(Rejection::not_found)?;
+    ctx.route = Some(route.name.clone());
+    *route_slot = Some(route.clone());
+    let (parts, body) = req.into_parts();
+    restrict::check_url_credentials(&parts, &route.config.request, &mut ctx.findings)?;
+
+    // Rate limit, authenticate, authorize: issues #4 and #3 add their stages here.
+
+    // Validate and inspect.
+    if let Some(cors) = &route.config.cors
+        && let Some(preflight) = respond::preflight(cors, &parts.method, &parts.headers)
+    {
+        return preflight;
+    }
+    restrict::check_request(&parts, &route.config.request)?;
+
+    // Forward.
+    let settings = ForwardSettings {
+        trusted_proxies: &snap.config.trusted_proxies,
+        body_timeout: snap.config.limits.request_body_timeout,
+        host,
+    };
+    let upstream_resp = forward(&route, ctx, parts, body, &settings, &gw.metrics).await?;
+
+    // Response filters.
+    respond::filter_upstream(&route.config.response, ctx, upstream_resp)
+}
+
+/// The Host the client asked for, lowercase and without the port: the `Host` header for
+/// HTTP/1.1, the `:authority` for HTTP/2.
+fn request_host(req: &Request<Incoming>) -> String {
+    let raw = req
+        .uri()
+        .authority()
+        .map(|a| a.host().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(|h| strip_port(h).to_string())
+        })
+        .unwrap_or_default();
+    raw.to_ascii_lowercase()
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split(']')
+            .next()
+            .map_or(host, |h| &host[..h.len() + 1]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+fn redirect_to_https(
+    host: &str,
+    port: u16,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, Rejection> {
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+    {
+        return Err(Rejection::bad_request(
+            "invalid_host",
+            "the Host header is missing or invalid",
+        ));
+    }
+    let pq = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = if port == 443 {
+        format!("https://{host}{pq}")
+    } else {
+        format!("https://{host}:{port}{pq}")
+    };
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(LOCATION, v);
+    }
+    Ok(resp)
+}
+
+fn initial_event(req: &Request<Incoming>, ctx: &RequestContext, host: &str) -> HttpActivity {
+    let conn = &ctx.conn;
+    HttpActivity {
+        time_ms: now_ms(),
+        request_id: ctx.request_id.clone(),
+        client_ip: ctx.client_ip,
+        client_port: conn.peer.port(),
+        tls: conn.tls.clone(),
+        http_version: format!("{:?}", req.version()),
+        method: req.method().as_str().to_string(),
+        scheme: if conn.is_tls() { "https" } else { "http" }.to_string(),
+        host: host.to_string(),
+        path: req.uri().path().to_string(),
+        query: req.uri().query().map(str::to_string),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        user_agent: req
+            .headers()
+            .get(USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        status: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+        duration_us: 0,
+        route: None,
+        upstream: None,
+        action: Action::Allowed,
+        reason: None,
+        findings: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn ports_are_stripped() {
+        assert_eq!(strip_port("api.example.com:8443"), "api.example.com");
+        assert_eq!(strip_port("api.example.com"), "api.example.com");
+        assert_eq!(strip_port("[::1]:8443"), "[::1]");
+    }
+}
