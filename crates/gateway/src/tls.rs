@@ -99,7 +99,7 @@ pub fn upstream_client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig,
             }
         }
     }
-    let mut cc = rustls::ClientConfig::builder_with_provider(provider())
+    let cc = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_root_certificates(roots)
         .with_no_client_auth();
