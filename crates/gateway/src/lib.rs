@@ -24,7 +24,6 @@ pub mod config;
 pub mod context;
 pub mod forward;
 pub mod forwarding;
-#[path = "framing_shim.rs"]
 pub mod framing;
 pub mod listener;
 pub mod metrics;

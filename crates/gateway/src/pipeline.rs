@@ -108,20 +108,21 @@ async fn stages(
     }
 
     if let Some(port) = ctx.conn.redirect_https_port {
-        return redirect_to_https(host, port, &req);
+        return redirect_to_https(host, port, req.uri());
     }
 
     // Request limits that hold whatever the route.
-    restrict::check_path(req.uri().path())?;
+    let (parts, body) = req.into_parts();
+    restrict::check_limits(&parts, &snap.config.limits)?;
+    restrict::check_path(parts.uri.path())?;
 
     // Route match.
     let route = snap
-        .find_route(host, req.uri().path(), req.method())
+        .find_route(host, parts.uri.path(), &parts.method)
         .cloned()
         .ok_or_else(Rejection::not_found)?;
     ctx.route = Some(route.name.clone());
     *route_slot = Some(route.clone());
-    let (parts, body) = req.into_parts();
     restrict::check_url_credentials(&parts, &route.config.request, &mut ctx.findings)?;
 
     // Rate limit, authenticate, authorize: issues #4 and #3 add their stages here.
@@ -176,7 +177,7 @@ fn strip_port(host: &str) -> &str {
 fn redirect_to_https(
     host: &str,
     port: u16,
-    req: &Request<Incoming>,
+    uri: &http::Uri,
 ) -> Result<Response<Body>, Rejection> {
     if host.is_empty()
         || !host
@@ -188,7 +189,7 @@ fn redirect_to_https(
             "the Host header is missing or invalid",
         ));
     }
-    let pq = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let location = if port == 443 {
         format!("https://{host}{pq}")
     } else {

@@ -9,6 +9,27 @@ use portcullis_events::{Finding, Severity};
 use crate::config::RequestPolicy;
 use crate::problem::Rejection;
 
+/// URL length and header count. The strict HTTP/1 reader already enforces these while
+/// reading; this covers HTTP/2, whose frames never pass through it.
+pub fn check_limits(parts: &Parts, limits: &crate::config::Limits) -> Result<(), Rejection> {
+    let url_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if url_len > limits.max_url_length {
+        return Err(Rejection::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            "URI Too Long",
+        ));
+    }
+    if parts.headers.len() > limits.max_headers {
+        return Err(Rejection::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "too_many_headers",
+            "Request Header Fields Too Large",
+        ));
+    }
+    Ok(())
+}
+
 /// Refuse paths that different servers would read differently: dot segments, encoded
 /// slashes or backslashes, encoded dots and NUL. A route decided on the raw path must be the
 /// route the upstream serves, or the gateway's policy can be walked around (`/public/../admin`).
