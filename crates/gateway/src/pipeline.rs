@@ -99,8 +99,12 @@ async fn stages(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     // Connection guard: the strict HTTP/1 reader replaced a malformed request with a
-    // placeholder and recorded why; answer for the original, never forward anything.
-    if let Some(v) = ctx.conn.framing.take() {
+    // placeholder and recorded why; answer for the original, never forward anything. The
+    // signal is only consulted for the placeholder: the reader reads ahead, so a valid
+    // request pipelined before the bad one must still be served normally.
+    if is_framing_placeholder(&req)
+        && let Some(v) = ctx.conn.framing.take()
+    {
         let status = StatusCode::from_u16(v.status()).unwrap_or(StatusCode::BAD_REQUEST);
         let title = status.canonical_reason().unwrap_or("Bad Request");
         return Err(Rejection::new(status, "invalid_framing", title)
@@ -145,6 +149,15 @@ async fn stages(
 
     // Response filters.
     respond::filter_upstream(&route.config.response, ctx, upstream_resp)
+}
+
+/// Path and host of [`crate::framing::SYNTHETIC_REQUEST`].
+const PLACEHOLDER_PATH: &str = "/.portcullis/framing-error";
+const PLACEHOLDER_HOST: &str = "portcullis.invalid";
+
+fn is_framing_placeholder(req: &Request<Incoming>) -> bool {
+    req.uri().path() == PLACEHOLDER_PATH
+        && req.headers().get(HOST).is_some_and(|h| h == PLACEHOLDER_HOST)
 }
 
 /// The Host the client asked for, lowercase and without the port: the `Host` header for
@@ -246,6 +259,13 @@ fn initial_event(req: &Request<Incoming>, ctx: &RequestContext, host: &str) -> H
 #[cfg(test)]
 mod tests {
     use super::strip_port;
+
+    #[test]
+    fn placeholder_matches_the_framing_readers_request() {
+        let text = String::from_utf8_lossy(crate::framing::SYNTHETIC_REQUEST);
+        assert!(text.starts_with(&format!("GET {} HTTP/1.1\r\n", super::PLACEHOLDER_PATH)));
+        assert!(text.contains(&format!("host: {}\r\n", super::PLACEHOLDER_HOST)));
+    }
 
     #[test]
     fn ports_are_stripped() {

@@ -35,8 +35,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
 }
 
 fn deserialize(path: &Path, text: &str, map: &SourceMap) -> Result<raw::RawConfig, ConfigError> {
-    if text.trim().is_empty() {
-        return Err(map.error("", "the config file is empty"));
+    // Fix: a file holding only comments (or blank lines) used to pass this check and then be
+    // reported as "at least one listener is required"; it is as empty as a zero-byte file.
+    let only_comments = text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#')
+    });
+    if only_comments {
+        let mut e = map.error("", "the config file is empty");
+        (e.line, e.column) = (1, 1);
+        return Err(e);
     }
     let mut field = String::new();
     let result = serde_saphyr::with_deserializer_from_str(text, |de| {
@@ -47,24 +55,39 @@ fn deserialize(path: &Path, text: &str, map: &SourceMap) -> Result<raw::RawConfi
     });
     result.map_err(|e| {
         let field = if field == "." { String::new() } else { field };
-        let (line, column) = e
+        let message = first_line(&e.to_string());
+        // Fix: for a missing required field serde-saphyr reports where the mapping ended (the
+        // last key read), not the mapping that lacks the field; `field` names that mapping, so
+        // take its position from the source map.
+        let location = e
             .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or_else(|| {
-                let at = map.error(&field, "");
-                (at.line, at.column)
-            });
+            .filter(|_| !message.starts_with("missing field"))
+            .map(|l| (l.line(), l.column()));
+        let (line, column) = location.unwrap_or_else(|| {
+            let at = map.error(&field, "");
+            (at.line, at.column)
+        });
         ConfigError {
             file: path.to_path_buf(),
             line,
             column,
             field,
-            message: first_line(&e.to_string()),
+            message,
         }
     })
 }
 
 /// serde-saphyr's messages may carry a rendered source snippet; the first line is the message.
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).trim().to_string()
+    let line = s.lines().next().unwrap_or(s).trim();
+    // Fix: that first line starts with `error: line N column M: `, which repeated the position
+    // already given by `file:line:column:` in front of it. Keep only the message.
+    line.strip_prefix("error: line ")
+        .and_then(|rest| rest.split_once(": "))
+        .filter(|(pos, _)| {
+            pos.split_once(" column ")
+                .is_some_and(|(l, c)| l.parse::<u64>().is_ok() && c.parse::<u64>().is_ok())
+        })
+        .map_or(line, |(_, message)| message.trim())
+        .to_string()
 }

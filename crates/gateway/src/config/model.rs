@@ -440,17 +440,21 @@ fn validate_listeners(v: &mut Validator, raw: &[RawListener]) -> Vec<ListenerCon
     }
     for (i, l) in raw.iter().enumerate() {
         let at = format!("listeners[{i}]");
+        // Fix: a bad address used to `continue` here, so that listener's TLS and redirect
+        // errors went unreported; every listener is now checked in full.
         let address = match l.address.parse::<SocketAddr>() {
-            Ok(a) => a,
+            Ok(a) => Some(a),
             Err(_) => {
                 v.err(
                     &format!("{at}.address"),
                     format!("`{}` is not an address such as 0.0.0.0:8443", l.address),
                 );
-                continue;
+                None
             }
         };
-        if !seen.insert(address) {
+        if let Some(address) = address
+            && !seen.insert(address)
+        {
             v.err(
                 &format!("{at}.address"),
                 format!("address {address} is used twice"),
@@ -466,6 +470,7 @@ fn validate_listeners(v: &mut Validator, raw: &[RawListener]) -> Vec<ListenerCon
             .tls
             .as_ref()
             .and_then(|t| validate_tls(v, &format!("{at}.tls"), t));
+        let Some(address) = address else { continue };
         out.push(ListenerConfig {
             name: l.name.clone().unwrap_or_else(|| format!("listener-{i}")),
             address,
@@ -832,9 +837,14 @@ fn validate_events(v: &mut Validator, e: &RawEvents) -> EventsConfig {
     if queue_capacity == 0 {
         v.err("events.queue_capacity", "must be greater than zero");
     }
+    let file_max_bytes = v.size("events.file_max_bytes", &e.file_max_bytes, 100 << 20);
+    // Fix: 0 used to pass `check` and then fail at start ("max_bytes must be positive").
+    if file_max_bytes == 0 {
+        v.err("events.file_max_bytes", "must be greater than zero");
+    }
     EventsConfig {
         file,
-        file_max_bytes: v.size("events.file_max_bytes", &e.file_max_bytes, 100 << 20),
+        file_max_bytes,
         file_max_files: e.file_max_files.unwrap_or(5),
         stdout: e.stdout,
         redact_headers: e
@@ -848,14 +858,16 @@ fn validate_events(v: &mut Validator, e: &RawEvents) -> EventsConfig {
 
 fn validate_admin(v: &mut Validator, a: &RawAdmin) -> Option<AdminConfig> {
     let text = a.address.as_deref().unwrap_or("127.0.0.1:9901");
+    // Fix: a bad address used to return here, hiding every token error; the token is now
+    // checked either way.
     let address = match text.parse::<SocketAddr>() {
-        Ok(addr) => addr,
+        Ok(addr) => Some(addr),
         Err(_) => {
             v.err(
                 "admin.address",
                 format!("`{text}` is not an address such as 127.0.0.1:9901"),
             );
-            return None;
+            None
         }
     };
     let Some(raw_token) = a.token.as_deref() else {
@@ -866,6 +878,7 @@ fn validate_admin(v: &mut Validator, a: &RawAdmin) -> Option<AdminConfig> {
         return None;
     };
     let token = v.secret("admin.token", raw_token)?;
+    let address = address?;
     if !address.ip().is_loopback() && token.expose().len() < 16 {
         v.err(
             "admin.token",

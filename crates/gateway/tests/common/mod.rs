@@ -412,3 +412,218 @@ where
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     Got { status: parts.status, headers: parts.headers, body }
 }
+
+/// Every record in the events file, whatever its class (HTTP Activity and lifecycle).
+pub fn read_all_records(path: &Path) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Lifecycle records (`start`, `reload`, `reload_failed`, `stop`) written so far, by kind.
+pub fn lifecycle_kinds(path: &Path) -> Vec<String> {
+    read_all_records(path)
+        .into_iter()
+        .filter(|v| v["class_uid"] != 4002)
+        .filter_map(|v| v["unmapped"]["kind"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A request to the admin API, with `Authorization: Bearer TOKEN` when a token is given.
+pub async fn admin_request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Got {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    send(req.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the security suites (request_restrictions, response_filters, cors,
+// upstream_pools): raw exchanges that stop at the end of one response, problem+json
+// assertions, and event look-ups.
+
+/// One HTTP/1.1 response read off a raw socket.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Everything read, head and body, as text (for "never contains" checks).
+    pub text: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Read one response from `s`: the head, then a Content-Length body (or everything until the
+/// peer closes). Returns None when no complete head arrived within `wait`.
+pub async fn read_one_response(s: &mut TcpStream, wait: Duration) -> Option<RawResponse> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let mut head_end = None;
+    let mut want: Option<usize> = None;
+    loop {
+        if head_end.is_none()
+            && let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            head_end = Some(i + 4);
+            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+            want = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok());
+        }
+        if let (Some(h), Some(n)) = (head_end, want)
+            && buf.len() >= h + n
+        {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let h = head_end?;
+    let head = String::from_utf8_lossy(&buf[..h]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let end = want.map_or(buf.len(), |n| (h + n).min(buf.len()));
+    Some(RawResponse {
+        status,
+        headers,
+        body: buf[h..end].to_vec(),
+        text: String::from_utf8_lossy(&buf).into_owned(),
+    })
+}
+
+/// Connect, write `bytes`, and read exactly one response (see [`read_one_response`]).
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> RawResponse {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    read_one_response(&mut s, wait)
+        .await
+        .unwrap_or_else(|| panic!("no response to {:?}", String::from_utf8_lossy(bytes)))
+}
+
+/// Assert `got` is a gateway-made RFC 9457 document: the status, `application/problem+json`,
+/// `type` = `urn:portcullis:problem:{reason}`, `title`, `status`, and a `request_id` equal to
+/// the `x-request-id` response header. Returns the document.
+pub fn assert_problem(got: &Got, status: u16, reason: &str) -> Value {
+    assert_problem_parts(got.status.as_u16(), &got.headers, &got.body, status, reason)
+}
+
+pub fn assert_raw_problem(got: &RawResponse, status: u16, reason: &str) -> Value {
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &got.headers {
+        headers.append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    assert_problem_parts(got.status, &headers, &got.body, status, reason)
+}
+
+fn assert_problem_parts(
+    got_status: u16,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    status: u16,
+    reason: &str,
+) -> Value {
+    let text = String::from_utf8_lossy(body);
+    assert_eq!(got_status, status, "status; body: {text}");
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "content type; body: {text}"
+    );
+    let doc: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("problem body is not JSON ({e}): {text}"));
+    assert_eq!(doc["type"], format!("urn:portcullis:problem:{reason}"), "{doc}");
+    assert_eq!(doc["status"], status, "{doc}");
+    let expected_title = StatusCode::from_u16(status)
+        .unwrap()
+        .canonical_reason()
+        .unwrap();
+    // RFC 9110 renamed 413; the gateway uses the current name.
+    let expected_title = if status == 413 { "Content Too Large" } else { expected_title };
+    assert_eq!(doc["title"], expected_title, "{doc}");
+    let rid = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no x-request-id header on a problem response"));
+    assert!(!rid.is_empty());
+    assert_eq!(doc["request_id"], rid, "{doc}");
+    doc
+}
+
+/// The request event with request id `id`.
+pub fn event_by_id<'a>(events: &'a [Value], id: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["metadata"]["uid"] == id)
+        .unwrap_or_else(|| panic!("no event for request {id} in {events:#?}"))
+}
+
+/// `(id, location)` of each finding in an event.
+pub fn findings(ev: &Value) -> Vec<(String, Option<String>)> {
+    ev["unmapped"]["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| {
+                    (
+                        f["id"].as_str().unwrap_or_default().to_string(),
+                        f["location"].as_str().map(str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub async fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A request body fed from a channel, with no declared length: HTTP/1.1 sends it chunked,
+/// HTTP/2 without `content-length`.
+pub struct ChannelBody {
+    pub rx: tokio::sync::mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
