@@ -102,7 +102,15 @@ pub async fn forward(
         let result =
             tokio::time::timeout(pool.config.response_timeout, pool.client.request(req)).await;
         match result {
-            Ok(Ok(resp)) => return Ok(resp),
+            Ok(Ok(resp)) => {
+                // An upstream may answer before it has read the whole body. If the client's
+                // body turned out to be invalid, that answer belongs to a request that was
+                // never validly made: refuse it instead of relaying it.
+                if let Some(rej) = body_rejection(ctx) {
+                    return Err(rej);
+                }
+                return Ok(resp);
+            }
             Err(_) => {
                 metrics.upstream_error(&pool.name, "timeout");
                 return Err(Rejection::gateway_timeout());
@@ -130,11 +138,18 @@ pub async fn forward(
 }
 
 /// When forwarding failed because of the client's body, say so instead of blaming the upstream.
+/// Only this request's own body counts: the connection's framing signal may also hold a
+/// verdict about a later, pipelined request, which is not this request's fault.
 fn body_rejection(ctx: &RequestContext) -> Option<Rejection> {
-    if let Some(v) = ctx.conn.framing.peek() {
+    // A chunked-body violation can surface to hyper as an early end of the body rather than
+    // as an error, so the reader's verdict is checked too — but only verdicts about a body:
+    // a head verdict belongs to a later, pipelined request.
+    if ctx.body.failure().is_none()
+        && let Some(v) = ctx.conn.framing.body_violation()
+    {
         return Some(Rejection::bad_request(
             "invalid_framing",
-            format!("the request framing is invalid ({})", v.reason()),
+            format!("the request body is malformed ({})", v.reason()),
         ));
     }
     match ctx.body.failure()? {
@@ -148,9 +163,13 @@ fn body_rejection(ctx: &RequestContext) -> Option<Rejection> {
             "body_timeout",
             "Request Timeout",
         )),
-        BodyFailure::Broken => Some(Rejection::bad_request(
-            "body_incomplete",
-            "the request body ended unexpectedly",
-        )),
+        BodyFailure::Broken => Some(match ctx.conn.framing.peek() {
+            Some(v) => Rejection::bad_request(
+                "invalid_framing",
+                format!("the request body is malformed ({})", v.reason()),
+            ),
+            None => Rejection::bad_request("body_incomplete", "the request body ended unexpectedly"),
+        }),
     }
 }
+

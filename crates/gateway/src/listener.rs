@@ -254,21 +254,35 @@ async fn watchdog(activity: Arc<ConnActivity>, limits: crate::config::Limits, h2
     let header_ms = u64::try_from(limits.header_read_timeout.as_millis()).unwrap_or(u64::MAX);
     let idle_ms = u64::try_from(limits.idle_timeout.as_millis()).unwrap_or(u64::MAX);
     let tick = Duration::from_millis((header_ms.min(idle_ms) / 4).clamp(50, 1000));
+    // Fix: the header timeout used to count from the end of the previous request, so a
+    // keep-alive connection that had waited longer than `header_read_timeout` (but less than
+    // `idle_timeout`) was cut as soon as its next head arrived in more than one read. It now
+    // counts from the tick that first saw the partial head (never early, at most one tick
+    // late), and a head in progress is not idleness.
+    let mut head_seen_ms: Option<u64> = None;
     loop {
         tokio::time::sleep(tick).await;
         if activity.in_flight.load(Ordering::Acquire) > 0 {
+            head_seen_ms = None;
             continue;
         }
-        let since = activity
-            .now_ms()
-            .saturating_sub(activity.last_done_ms.load(Ordering::Acquire));
+        let now = activity.now_ms();
+        let since = now.saturating_sub(activity.last_done_ms.load(Ordering::Acquire));
         let partial = activity.bytes_read.load(Ordering::Acquire)
             > activity.bytes_read_at_done.load(Ordering::Acquire);
-        if !h2 && partial && since >= header_ms {
+        if !partial {
+            head_seen_ms = None;
+        }
+        let head_ms = if partial {
+            now.saturating_sub(*head_seen_ms.get_or_insert(now))
+        } else {
+            0
+        };
+        if !h2 && partial && head_ms >= header_ms {
             tracing::debug!("closing a connection whose request head did not arrive in time");
             return;
         }
-        if since >= idle_ms {
+        if (h2 || !partial) && since >= idle_ms {
             return;
         }
     }

@@ -81,7 +81,15 @@ pub async fn handle(
         .map_or(&snap.config.default_response, |r| &r.config.response);
     respond::finish_headers(resp.headers_mut(), policy, &ctx, conn.hsts.as_ref());
     if let Some(cors) = route.as_ref().and_then(|r| r.config.cors.as_ref()) {
-        respond::cors_headers(cors, origin.as_ref(), resp.headers_mut());
+        // Fix: a refused preflight (a listed origin asking for a method or header that is not
+        // allowed) used to get that origin's grant added here, contradicting its own 403.
+        // It keeps `Vary: Origin` but grants nothing.
+        let grant_to = if ctx.reason == Some("cors_denied") {
+            None
+        } else {
+            origin.as_ref()
+        };
+        respond::cors_headers(cors, grant_to, resp.headers_mut());
     }
     guard.set_outcome(resp.status().as_u16(), &mut ctx, denied);
     let limit = route
@@ -137,7 +145,9 @@ async fn stages(
     {
         return preflight;
     }
-    restrict::check_request(&parts, &route.config.request)?;
+    // Whether the forward stage will stream a body: HTTP/2 bodies need not be declared.
+    let body_follows = !hyper::body::Body::is_end_stream(&body);
+    restrict::check_request(&parts, &route.config.request, body_follows)?;
 
     // Forward.
     let settings = ForwardSettings {

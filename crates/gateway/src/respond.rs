@@ -118,9 +118,7 @@ fn allowed_origin<'a>(
 ) -> Option<&'a HeaderValue> {
     let origin = origin?;
     let text = origin.to_str().ok()?.to_ascii_lowercase();
-    cors.allow_origins
-        .iter()
-        .any(|o| *o == text)
+    cors.allow_origins.contains(&text)
         .then_some(origin)
 }
 

@@ -77,7 +77,7 @@ pub fn check_url_credentials(
     for pair in query.split('&') {
         let raw_name = pair.split('=').next().unwrap_or("");
         let name = percent_decode(raw_name).to_ascii_lowercase();
-        if policy.credential_params.iter().any(|p| *p == name) {
+        if policy.credential_params.contains(&name) {
             findings.push(finding("query_parameter", &format!("query.{name}")));
             return Err(Rejection::bad_request(
                 "credential_in_url",
@@ -99,7 +99,15 @@ fn finding(id: &str, location: &str) -> Finding {
 }
 
 /// Methods, media types and declared body size.
-pub fn check_request(parts: &Parts, policy: &RequestPolicy) -> Result<(), Rejection> {
+///
+/// `body_follows` says whether a body will be streamed upstream whatever the headers declare
+/// (`!Incoming::is_end_stream()`): an HTTP/2 request may carry DATA frames with neither
+/// `content-length` nor `transfer-encoding`.
+pub fn check_request(
+    parts: &Parts,
+    policy: &RequestPolicy,
+    body_follows: bool,
+) -> Result<(), Rejection> {
     if !policy.allowed_methods.is_empty() && !policy.allowed_methods.contains(&parts.method) {
         let allow = policy
             .allowed_methods
@@ -133,7 +141,11 @@ pub fn check_request(parts: &Parts, policy: &RequestPolicy) -> Result<(), Reject
             policy.max_body
         )));
     }
-    let has_body = declared.is_some_and(|n| n > 0) || parts.headers.contains_key(TRANSFER_ENCODING);
+    // Fix: this used to look at the headers only, so an HTTP/2 body sent without
+    // `content-length` skipped the media type check and was forwarded with any type.
+    let has_body = body_follows
+        || declared.is_some_and(|n| n > 0)
+        || parts.headers.contains_key(TRANSFER_ENCODING);
     if has_body && !policy.allowed_content_types.is_empty() {
         let media = parts
             .headers

@@ -211,12 +211,20 @@ async fn llhttp_error_cases_end_in_refusal_through_the_gateway() {
         let resp = raw(gw.addr(0), &bytes, Duration::from_millis(1500)).await;
         // Status lines may follow a body directly, so look for them anywhere.
         let last_status = resp
-            .match_indices("HTTP/1.1 ")
+            .match_indices("HTTP/1.")
             .last()
             .map(|(i, _)| resp[i..].chars().take(12).collect::<String>());
-        if let Some(status) = &last_status {
+        // Two cases are valid requests followed by bytes after the connection was closed;
+        // the request is served and what follows is discarded unread (RFC 9112 §9.6).
+        let served_then_closed = [
+            "No restart when keep-alive is off (1.0)",
+            "CRLF between requests, explicit `close`",
+        ];
+        if let Some(status) = &last_status
+            && !served_then_closed.contains(&title)
+        {
             assert!(
-                !status.starts_with("HTTP/1.1 2"),
+                !status[9..].starts_with('2'),
                 "{title}: an invalid stream ended in success: {resp}"
             );
         }
