@@ -340,6 +340,9 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
 
     let mut upstreams = BTreeMap::new();
     for (name, u) in &raw.upstreams {
+        if name.trim().is_empty() {
+            v.err("upstreams", "an upstream name must not be empty");
+        }
         if let Some(cfg) = validate_upstream(&mut v, &format!("upstreams.{name}"), u) {
             upstreams.insert(name.clone(), cfg);
         }
