@@ -14,6 +14,14 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
 
+# The TLS stack must be aws-lc-rs only: fail if ring ever enters the build graph.
+ring_users=$(cargo tree --workspace --edges normal,build --invert ring --quiet 2>/dev/null || true)
+if [ -n "$ring_users" ]; then
+  echo "ring is in the dependency tree (use the aws-lc-rs provider):" >&2
+  echo "$ring_users" >&2
+  exit 1
+fi
+
 # Shared corpora live next to the repository (../shared); the suites that use them fail loudly
 # when it is missing rather than skipping.
 cargo test --workspace --locked "$@"
