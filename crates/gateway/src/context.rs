@@ -135,6 +135,14 @@ impl EventGuard {
         }
     }
 
+    /// Record the matched route as soon as it is known, so that the event of a request
+    /// cancelled before its outcome (the client left: 499) still names it.
+    pub fn note_route(&mut self, route: &str) {
+        if let Some(ev) = self.event.as_mut() {
+            ev.route = Some(route.to_string());
+        }
+    }
+
     pub fn add_bytes_out(&mut self, n: u64) {
         if let Some(ev) = self.event.as_mut() {
             ev.bytes_out += n;

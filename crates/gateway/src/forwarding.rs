@@ -115,7 +115,10 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, f: &ForwardedFor<'_>) {
         headers.remove(&X_FORWARDED_HOST);
         headers.remove(&FORWARDED);
     }
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+    // Fix: only the first field line of `X-Forwarded-For` / `Forwarded` used to be kept, so a
+    // hop a trusted proxy added as a line of its own was lost and the upstream saw a chain
+    // (and a client address) different from the one `client_ip` reads. Every line counts.
+    let xff = match joined(headers, &X_FORWARDED_FOR) {
         Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer_text}"),
         _ => peer_text.clone(),
     };
@@ -140,12 +143,22 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, f: &ForwardedFor<'_>) {
         format!("\"{}\"", f.host.replace(['"', '\\'], ""))
     };
     let element = format!("for={node};proto={};host={host}", f.proto);
-    let forwarded = match headers.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
+    let forwarded = match joined(headers, &FORWARDED) {
         Some(prev) if !prev.trim().is_empty() => format!("{prev}, {element}"),
         _ => element,
     };
     set(headers, FORWARDED, &forwarded);
     set(headers, X_REQUEST_ID, f.request_id);
+}
+
+/// Every field line of `name`, joined into one list (RFC 9110 §5.3).
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
 }
 
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {

@@ -67,7 +67,7 @@ pub async fn handle(
     let origin = req.headers().get(ORIGIN).cloned();
 
     let mut route: Option<Arc<Route>> = None;
-    let outcome = stages(&gw, &snap, &mut ctx, &mut route, &host, req).await;
+    let outcome = stages(&gw, &snap, &mut ctx, &mut guard, &mut route, &host, req).await;
     let (mut resp, denied) = match outcome {
         Ok(resp) => (resp, false),
         Err(rej) => {
@@ -102,6 +102,7 @@ async fn stages(
     gw: &Gateway,
     snap: &Snapshot,
     ctx: &mut RequestContext,
+    guard: &mut EventGuard,
     route_slot: &mut Option<Arc<Route>>,
     host: &str,
     req: Request<Incoming>,
@@ -134,6 +135,9 @@ async fn stages(
         .cloned()
         .ok_or_else(Rejection::not_found)?;
     ctx.route = Some(route.name.clone());
+    // Fix: the route reached the event only with the outcome, so a request cancelled later
+    // (client gone: 499) was recorded, and counted in metrics, without its route.
+    guard.note_route(&route.name);
     *route_slot = Some(route.clone());
     restrict::check_url_credentials(&parts, &route.config.request, &mut ctx.findings)?;
 

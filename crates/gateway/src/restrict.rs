@@ -74,7 +74,10 @@ pub fn check_url_credentials(
     let Some(query) = parts.uri.query() else {
         return Ok(());
     };
-    for pair in query.split('&') {
+    // Fix: only `&` used to separate parameters, so `?page=1;api_key=…` was forwarded although
+    // backends that also split on `;` (Rack, older Python) read a credential from it; the
+    // event redactor already treats both as separators.
+    for pair in query.split(['&', ';']) {
         let raw_name = pair.split('=').next().unwrap_or("");
         let name = percent_decode(raw_name).to_ascii_lowercase();
         if policy.credential_params.contains(&name) {

@@ -70,7 +70,9 @@ impl Upstream {
         let log = seen.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = tcp.accept().await else { continue };
+                let Ok((stream, _)) = tcp.accept().await else {
+                    continue;
+                };
                 let log = log.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| upstream_handler(log.clone(), req));
@@ -103,11 +105,20 @@ async fn upstream_handler(
     req: Request<Incoming>,
 ) -> Result<Response<UpBody>, Infallible> {
     let method = req.method().to_string();
-    let path_and_query = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes().to_vec(),
@@ -131,12 +142,18 @@ async fn upstream_handler(
                 .boxed(),
             );
             *r.status_mut() = StatusCode::from_u16(code).unwrap();
-            r.headers_mut().insert("server", "Apache/2.4.1 (Unix)".parse().unwrap());
-            r.headers_mut().insert("x-powered-by", "PHP/5.6.40".parse().unwrap());
-            r.headers_mut().insert("x-aspnet-version", "4.0.30319".parse().unwrap());
-            r.headers_mut().insert("x-runtime", "0.0123".parse().unwrap());
-            r.headers_mut().insert("via", "1.1 internal-cache".parse().unwrap());
-            r.headers_mut().insert("access-control-allow-origin", "*".parse().unwrap());
+            r.headers_mut()
+                .insert("server", "Apache/2.4.1 (Unix)".parse().unwrap());
+            r.headers_mut()
+                .insert("x-powered-by", "PHP/5.6.40".parse().unwrap());
+            r.headers_mut()
+                .insert("x-aspnet-version", "4.0.30319".parse().unwrap());
+            r.headers_mut()
+                .insert("x-runtime", "0.0123".parse().unwrap());
+            r.headers_mut()
+                .insert("via", "1.1 internal-cache".parse().unwrap());
+            r.headers_mut()
+                .insert("access-control-allow-origin", "*".parse().unwrap());
             r
         }
         ["bytes", n] => {
@@ -159,8 +176,10 @@ async fn upstream_handler(
                 "body_len": body.len(),
             });
             let mut r = Response::new(Full::new(Bytes::from(echo.to_string())).boxed());
-            r.headers_mut().insert("content-type", "application/json".parse().unwrap());
-            r.headers_mut().insert("server", "gunicorn/19.9.0".parse().unwrap());
+            r.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            r.headers_mut()
+                .insert("server", "gunicorn/19.9.0".parse().unwrap());
             r
         }
     };
@@ -315,7 +334,11 @@ impl Got {
 pub async fn send(req: Request<Full<Bytes>>) -> Got {
     let resp = client().request(req).await.unwrap();
     let (parts, body) = resp.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     Got {
         status: parts.status,
         headers: parts.headers,
@@ -382,7 +405,9 @@ pub async fn tls_connect(
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await?;
     let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
-    tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await
+    tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
 }
 
 /// One HTTP/1.1 request over an established (TLS) stream.
@@ -390,12 +415,22 @@ pub async fn h1_over<S>(io: S, req: Request<Full<Bytes>>) -> Got
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let resp = sender.send_request(req).await.unwrap();
     let (parts, body) = resp.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    Got { status: parts.status, headers: parts.headers, body }
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
 }
 
 /// One HTTP/2 request over an established TLS stream that negotiated h2.
@@ -403,14 +438,23 @@ pub async fn h2_over<S>(io: S, req: Request<Full<Bytes>>) -> Got
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-        .await
-        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let resp = sender.send_request(req).await.unwrap();
     let (parts, body) = resp.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    Got { status: parts.status, headers: parts.headers, body }
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
 }
 
 /// Every record in the events file, whatever its class (HTTP Activity and lifecycle).
@@ -560,14 +604,22 @@ fn assert_problem_parts(
     );
     let doc: Value = serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("problem body is not JSON ({e}): {text}"));
-    assert_eq!(doc["type"], format!("urn:portcullis:problem:{reason}"), "{doc}");
+    assert_eq!(
+        doc["type"],
+        format!("urn:portcullis:problem:{reason}"),
+        "{doc}"
+    );
     assert_eq!(doc["status"], status, "{doc}");
     let expected_title = StatusCode::from_u16(status)
         .unwrap()
         .canonical_reason()
         .unwrap();
     // RFC 9110 renamed 413; the gateway uses the current name.
-    let expected_title = if status == 413 { "Content Too Large" } else { expected_title };
+    let expected_title = if status == 413 {
+        "Content Too Large"
+    } else {
+        expected_title
+    };
     assert_eq!(doc["title"], expected_title, "{doc}");
     let rid = headers
         .get("x-request-id")
@@ -622,8 +674,6 @@ impl hyper::body::Body for ChannelBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|o| o.map(|b| Ok(Frame::data(b))))
+        self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
     }
 }
