@@ -159,10 +159,11 @@ async fn stages(
         body_timeout: snap.config.limits.request_body_timeout,
         host,
     };
+    let method = parts.method.clone();
     let upstream_resp = forward(&route, ctx, parts, body, &settings, &gw.metrics).await?;
 
     // Response filters.
-    respond::filter_upstream(&route.config.response, ctx, upstream_resp)
+    respond::filter_upstream(&route.config.response, ctx, &method, upstream_resp)
 }
 
 /// Path and host of [`crate::framing::SYNTHETIC_REQUEST`].

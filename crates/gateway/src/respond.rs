@@ -21,6 +21,7 @@ use crate::problem::{self, Rejection};
 pub fn filter_upstream(
     policy: &ResponsePolicy,
     ctx: &mut RequestContext,
+    method: &Method,
     resp: Response<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     let (mut parts, body) = resp.into_parts();
@@ -65,7 +66,8 @@ pub fn filter_upstream(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > policy.max_body) {
+    // A HEAD response declares the size of a body it does not carry.
+    if *method != Method::HEAD && declared.is_some_and(|n| n > policy.max_body) {
         ctx.findings.push(Finding {
             kind: "response".into(),
             id: "response_too_large".into(),
@@ -184,7 +186,6 @@ pub fn preflight(
             HeaderValue::from_static("true"),
         );
     }
-    h.append(VARY, HeaderValue::from_static("Origin"));
     Some(Ok(resp))
 }
 

@@ -273,6 +273,12 @@ async fn watch_config_file(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>
         }
         let now = stamp(&path);
         if now.is_some() && now != last {
+            // Editors and config managers write in several steps: wait until the file has
+            // stopped changing so a half-written prefix is never loaded.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if stamp(&path) != now {
+                continue;
+            }
             last = now;
             let _ = gw.reload().await;
         }

@@ -455,7 +455,9 @@ fn validate_listeners(v: &mut Validator, raw: &[RawListener]) -> Vec<ListenerCon
                 None
             }
         };
+        // Port 0 asks the OS for a free port, so two such listeners never collide.
         if let Some(address) = address
+            && address.port() != 0
             && !seen.insert(address)
         {
             v.err(
