@@ -1,4 +1,5 @@
 //! The written lines have the documented OCSF shape (docs/events.md).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -168,8 +168,9 @@ fn body_rejection(ctx: &RequestContext) -> Option<Rejection> {
                 "invalid_framing",
                 format!("the request body is malformed ({})", v.reason()),
             ),
-            None => Rejection::bad_request("body_incomplete", "the request body ended unexpectedly"),
+            None => {
+                Rejection::bad_request("body_incomplete", "the request body ended unexpectedly")
+            }
         }),
     }
 }
-

@@ -172,7 +172,10 @@ const PLACEHOLDER_HOST: &str = "portcullis.invalid";
 
 fn is_framing_placeholder(req: &Request<Incoming>) -> bool {
     req.uri().path() == PLACEHOLDER_PATH
-        && req.headers().get(HOST).is_some_and(|h| h == PLACEHOLDER_HOST)
+        && req
+            .headers()
+            .get(HOST)
+            .is_some_and(|h| h == PLACEHOLDER_HOST)
 }
 
 /// The Host the client asked for, lowercase and without the port: the `Host` header for
@@ -202,11 +205,7 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-fn redirect_to_https(
-    host: &str,
-    port: u16,
-    uri: &http::Uri,
-) -> Result<Response<Body>, Rejection> {
+fn redirect_to_https(host: &str, port: u16, uri: &http::Uri) -> Result<Response<Body>, Rejection> {
     if host.is_empty()
         || !host
             .bytes()

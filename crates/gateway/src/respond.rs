@@ -120,8 +120,7 @@ fn allowed_origin<'a>(
 ) -> Option<&'a HeaderValue> {
     let origin = origin?;
     let text = origin.to_str().ok()?.to_ascii_lowercase();
-    cors.allow_origins.contains(&text)
-        .then_some(origin)
+    cors.allow_origins.contains(&text).then_some(origin)
 }
 
 /// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered by the

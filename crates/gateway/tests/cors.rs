@@ -2,6 +2,7 @@
 //! Preflights are answered by the gateway against an explicit allow-list (never `*`), actual
 //! responses carry `Access-Control-Allow-Origin` only for listed origins, and an upstream's
 //! own CORS headers (here a wildcard) never reach the client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -305,8 +306,7 @@ async fn gateway_errors_on_a_cors_route_are_readable_by_allowed_origins_only() {
 
 fn parse_errors(yaml: &str) -> portcullis_gateway::config::ConfigErrors {
     portcullis_gateway::config::parse(Path::new("cors.yaml"), yaml)
-        .err()
-        .expect("config must be refused")
+        .expect_err("config must be refused")
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! End-to-end basics of the proxy: a request goes through, the upstream sees the forwarding
 //! headers, hop-by-hop headers stop at the gateway, and the request id round-trips.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -24,16 +25,32 @@ async fn request_is_proxied_with_forwarding_headers() {
     .await;
     assert_eq!(got.status, 200);
     assert_eq!(got.header("x-request-id"), Some("trace-123"));
-    assert_eq!(got.header("server"), None, "fingerprinting header must be stripped");
+    assert_eq!(
+        got.header("server"),
+        None,
+        "fingerprinting header must be stripped"
+    );
     let seen = up.seen();
     assert_eq!(seen.len(), 1);
     let s = &seen[0];
     assert_eq!(s.path_and_query, "/hello?x=1");
-    assert_eq!(s.header("x-forwarded-for"), Some("127.0.0.1"), "untrusted XFF replaced");
+    assert_eq!(
+        s.header("x-forwarded-for"),
+        Some("127.0.0.1"),
+        "untrusted XFF replaced"
+    );
     assert_eq!(s.header("x-forwarded-proto"), Some("http"));
     assert_eq!(s.header("x-request-id"), Some("trace-123"));
-    assert!(s.header("forwarded").unwrap().starts_with("for=127.0.0.1;proto=http;host="));
-    assert_eq!(s.header("x-hop"), None, "headers named in Connection are hop-by-hop");
+    assert!(
+        s.header("forwarded")
+            .unwrap()
+            .starts_with("for=127.0.0.1;proto=http;host=")
+    );
+    assert_eq!(
+        s.header("x-hop"),
+        None,
+        "headers named in Connection are hop-by-hop"
+    );
     let events = gw.stop().await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["http_response"]["code"], 200);
@@ -42,7 +59,10 @@ async fn request_is_proxied_with_forwarding_headers() {
 #[tokio::test]
 async fn unknown_path_is_404_problem_with_request_id() {
     let up = Upstream::start().await;
-    let yaml = BASIC.replace("    upstream: app\n", "    upstream: app\n    match: { path_prefix: /api }\n");
+    let yaml = BASIC.replace(
+        "    upstream: app\n",
+        "    upstream: app\n    match: { path_prefix: /api }\n",
+    );
     let mut gw = TestGateway::start(&yaml, &up).await;
     let got = get(&gw.url("/other")).await;
     assert_eq!(got.status, 404);

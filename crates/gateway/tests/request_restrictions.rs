@@ -2,6 +2,7 @@
 //! a body within the route's limit (declared or streamed), an allowed method and media type,
 //! no credentials in the URL, and an unambiguous path. Every refusal is problem+json, never
 //! reaches the upstream, and is recorded in the request's event without the secret value.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -419,7 +420,10 @@ async fn a_credential_behind_a_semicolon_separator_is_refused() {
     let events = gw.stop().await;
     assert_eq!(
         findings(event_by_id(&events, &id)),
-        vec![("query_parameter".to_string(), Some("query.api_key".to_string()))]
+        vec![(
+            "query_parameter".to_string(),
+            Some("query.api_key".to_string())
+        )]
     );
     let raw_file = std::fs::read_to_string(&gw.events_path).unwrap();
     assert!(!raw_file.contains("Semic0lonS3cret"));

@@ -3,6 +3,7 @@
 //!
 //! Part of the corpus replayed here comes from the test suite of llhttp, Node.js's HTTP parser
 //! (MIT licence), as collected in `../shared/corpora/http1/llhttp_request_cases.jsonl`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -128,15 +129,32 @@ async fn desync_vectors_are_refused_and_never_forwarded() {
 #[tokio::test]
 async fn limits_on_the_head_answer_414_and_431() {
     let up = Upstream::start().await;
-    let yaml = format!("{BASIC}limits:\n  max_url_length: 64\n  max_headers: 5\n  max_header_bytes: 2048\n");
+    let yaml = format!(
+        "{BASIC}limits:\n  max_url_length: 64\n  max_headers: 5\n  max_header_bytes: 2048\n"
+    );
     let gw = TestGateway::start(&yaml, &up).await;
     let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(100));
-    assert!(raw(gw.addr(0), long.as_bytes(), Duration::from_secs(2)).await.starts_with("HTTP/1.1 414"));
+    assert!(
+        raw(gw.addr(0), long.as_bytes(), Duration::from_secs(2))
+            .await
+            .starts_with("HTTP/1.1 414")
+    );
     let many: String = (0..10).map(|i| format!("X-{i}: v\r\n")).collect();
     let req = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
-    assert!(raw(gw.addr(0), req.as_bytes(), Duration::from_secs(2)).await.starts_with("HTTP/1.1 431"));
-    let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "b".repeat(4000));
-    assert!(raw(gw.addr(0), big.as_bytes(), Duration::from_secs(2)).await.starts_with("HTTP/1.1 431"));
+    assert!(
+        raw(gw.addr(0), req.as_bytes(), Duration::from_secs(2))
+            .await
+            .starts_with("HTTP/1.1 431")
+    );
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(4000)
+    );
+    assert!(
+        raw(gw.addr(0), big.as_bytes(), Duration::from_secs(2))
+            .await
+            .starts_with("HTTP/1.1 431")
+    );
     assert_eq!(up.count(), 0);
 }
 
@@ -194,7 +212,10 @@ fn b64(s: &str) -> Vec<u8> {
 /// may end in a success, and nothing written after the bad bytes may reach the upstream.
 #[tokio::test]
 async fn llhttp_error_cases_end_in_refusal_through_the_gateway() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpora/http1/llhttp_request_cases.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/corpora/http1/llhttp_request_cases.jsonl"
+    );
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("the llhttp corpus is required at {path}: {e}"));
     let up = Upstream::start().await;
@@ -237,5 +258,8 @@ async fn llhttp_error_cases_end_in_refusal_through_the_gateway() {
         }
         replayed += 1;
     }
-    assert!(replayed >= 50, "expected the corpus's error cases, replayed {replayed}");
+    assert!(
+        replayed >= 50,
+        "expected the corpus's error cases, replayed {replayed}"
+    );
 }

@@ -2,6 +2,7 @@
 //! a connection is skipped for a cool-down) with one retry for requests that can safely be
 //! sent twice, the response timeout, and which `X-Forwarded-For` chain the upstream is told
 //! depending on whether the peer is a trusted proxy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
