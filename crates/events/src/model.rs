@@ -57,6 +57,20 @@ pub struct HttpActivity {
     pub reason: Option<String>,
     /// Security findings attached to this request.
     pub findings: Vec<Finding>,
+    /// Who made the request, once authenticated. Never carries a secret.
+    pub actor: Option<Actor>,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// `api_key`, `basic`, `jwt`, `introspection` or `mtls`.
+    pub auth_method: String,
+    /// Principal id: token subject, user name, the key's principal, the certificate's subject.
+    pub principal: String,
+    /// API key id or token `jti` — an identifier of the credential, never the credential.
+    pub credential_id: Option<String>,
+    pub scopes: Vec<String>,
 }
 
 /// TLS parameters negotiated on the client connection.

@@ -150,7 +150,30 @@ struct HttpActivityRecord<'a> {
     http_response: HttpResponse,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<TlsRecord<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<ActorRecord<'a>>,
     unmapped: Unmapped<'a>,
+}
+
+/// OCSF `actor`: the authenticated user. How they authenticated and with which credential id
+/// is kept in `unmapped.auth`, which OCSF's HTTP Activity has no place for.
+#[derive(Serialize)]
+struct ActorRecord<'a> {
+    user: ActorUser<'a>,
+}
+
+#[derive(Serialize)]
+struct ActorUser<'a> {
+    uid: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct AuthRecord<'a> {
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential_id: Option<&'a str>,
+    scopes: &'a [String],
 }
 
 impl<'a> HttpActivityRecord<'a> {
@@ -205,7 +228,18 @@ impl<'a> HttpActivityRecord<'a> {
                 length: ev.bytes_out,
             },
             tls: ev.tls.as_ref().map(TlsRecord::from_model),
+            actor: ev.actor.as_ref().map(|a| ActorRecord {
+                user: ActorUser {
+                    uid: &a.principal,
+                    name: &a.principal,
+                },
+            }),
             unmapped: Unmapped {
+                auth: ev.actor.as_ref().map(|a| AuthRecord {
+                    method: &a.auth_method,
+                    credential_id: a.credential_id.as_deref(),
+                    scopes: &a.scopes,
+                }),
                 route: ev.route.as_deref(),
                 upstream: ev.upstream.as_deref(),
                 reason: ev.reason.as_deref(),
@@ -268,6 +302,8 @@ impl<'a> TlsRecord<'a> {
 
 #[derive(Serialize)]
 struct Unmapped<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<AuthRecord<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     route: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

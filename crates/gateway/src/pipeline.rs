@@ -54,6 +54,7 @@ pub async fn handle(
         upstream: None,
         reason: None,
         findings: Vec::new(),
+        actor: None,
         authenticated: false,
         body: Arc::default(),
     };
@@ -267,6 +268,7 @@ fn initial_event(req: &Request<Incoming>, ctx: &RequestContext, host: &str) -> H
         action: Action::Allowed,
         reason: None,
         findings: Vec::new(),
+        actor: None,
     }
 }
 

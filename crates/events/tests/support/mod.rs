@@ -43,6 +43,7 @@ pub fn event(n: usize) -> HttpActivity {
         action: Action::Allowed,
         reason: None,
         findings: Vec::new(),
+        actor: None,
     }
 }
 
