@@ -396,3 +396,23 @@ fn an_unopenable_file_sink_fails_at_start() -> TestResult {
     ));
     Ok(())
 }
+
+#[test]
+fn an_authenticated_caller_is_the_actor_and_the_credential_id_is_unmapped() {
+    let mut ev = support::event(1);
+    ev.actor = Some(portcullis_events::Actor {
+        auth_method: "api_key".into(),
+        principal: "svc-orders".into(),
+        credential_id: Some("key-7".into()),
+        scopes: vec!["orders:read".into()],
+    });
+    let json = portcullis_events::to_ocsf_json(&ev);
+    assert_eq!(json["actor"]["user"]["uid"], "svc-orders");
+    assert_eq!(json["unmapped"]["auth"]["method"], "api_key");
+    assert_eq!(json["unmapped"]["auth"]["credential_id"], "key-7");
+    assert_eq!(json["unmapped"]["auth"]["scopes"][0], "orders:read");
+    ev.actor = None;
+    let json = portcullis_events::to_ocsf_json(&ev);
+    assert!(json.get("actor").is_none());
+    assert!(json["unmapped"].get("auth").is_none());
+}
