@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need=()
 # Real components the test suites start themselves (see docs/testing.md).
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# htpasswd: the Basic-auth suite also verifies an entry made by the real tool at test time.
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "installing: ${need[*]}"

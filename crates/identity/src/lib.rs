@@ -2,6 +2,10 @@
 //! into an [`Identity`] or an [`AuthError`] whose RFC 6750 code and event reason never say more
 //! about a credential than the RFC allows.
 
+pub mod apikey;
+pub mod basic;
+pub mod htpasswd;
+pub mod introspection;
 pub mod jwt;
 
 use std::collections::BTreeMap;

@@ -1,1 +1,0 @@
-//! JWT bearer tokens (being written).
