@@ -18,7 +18,7 @@ mod sink;
 
 pub use emitter::{DEFAULT_QUEUE_CAPACITY, Emitter, EmitterConfig};
 pub use error::EventsError;
-pub use model::{Actor, Action, Finding, HttpActivity, Severity, TlsInfo};
+pub use model::{Action, Actor, Finding, HttpActivity, Severity, TlsInfo};
 pub use ocsf::{OCSF_VERSION, event_severity, http_activity, to_ocsf_json, write_ocsf_json};
 pub use redact::{ALWAYS_SECRET_HEADERS, DEFAULT_SECRET_QUERY_PARAMS, REDACTED, Redactor};
 pub use sink::SinkConfig;

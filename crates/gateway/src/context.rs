@@ -17,6 +17,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub tls: Option<TlsInfo>,
+    /// The principal of a client certificate verified during the TLS handshake (mTLS).
+    pub client_cert_principal: Option<String>,
     /// Value of `Strict-Transport-Security` for responses on this listener.
     pub hsts: Option<http::HeaderValue>,
     pub listener: Arc<str>,
@@ -82,6 +84,8 @@ pub struct RequestContext {
     pub reason: Option<&'static str>,
     pub findings: Vec<Finding>,
     pub authenticated: bool,
+    /// The verified caller, once the authenticate stage has run.
+    pub identity: Option<portcullis_identity::Identity>,
     pub body: Arc<crate::body::BodyState>,
 }
 
@@ -132,6 +136,12 @@ impl EventGuard {
                 Action::Allowed
             };
             ev.client_ip = ctx.client_ip;
+            ev.actor = ctx.identity.as_ref().map(|id| portcullis_events::Actor {
+                auth_method: crate::authn::method_name(id.method).to_string(),
+                principal: id.principal.clone(),
+                credential_id: id.credential_id.clone(),
+                scopes: id.scopes.clone(),
+            });
         }
     }
 

@@ -20,6 +20,7 @@ pub struct ForwardSettings<'a> {
     pub trusted_proxies: &'a [ipnet::IpNet],
     pub body_timeout: Duration,
     pub host: &'a str,
+    pub identity: &'a crate::authn::IdentityRuntime,
 }
 
 fn idempotent(m: &Method) -> bool {
@@ -40,6 +41,12 @@ pub async fn forward(
     let pool = &route.pool;
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
+    crate::authn::upstream_identity_headers(
+        &mut headers,
+        settings.identity,
+        &route.config.auth,
+        ctx.identity.as_ref(),
+    );
     let peer = ctx.conn.peer.ip();
     set_forwarding_headers(
         &mut headers,

@@ -119,6 +119,7 @@ async fn serve_connection(
         peer,
         local,
         tls: None,
+        client_cert_principal: None,
         hsts: None,
         listener: state.name.clone(),
         redirect_https_port: state.redirect_https_port,
@@ -152,6 +153,10 @@ async fn serve_connection(
                     .map_or_else(String::new, |c| format!("{:?}", c.suite())),
             });
             info.hsts = state.hsts.clone();
+            info.client_cert_principal = session
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(crate::tls::client_principal);
             let h2 = session.alpn_protocol() == Some(b"h2");
             if h2 {
                 serve_http2(tls, Arc::new(info), state, &limits, shutdown).await

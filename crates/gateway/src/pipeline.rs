@@ -5,10 +5,11 @@
 //!         ├─ redirect           plain listeners that only send clients to HTTPS
 //!         ├─ request limits     unambiguous path, no credentials in the URL
 //!         ├─ route match        host + longest path prefix (+ methods)
+//!         ├─ CORS preflight     answered from the route's allow-list, before credentials
 //!         ├─ rate limit         (issue #4)
-//!         ├─ authenticate       (issue #3)
-//!         ├─ authorize          (issue #3)
-//!         ├─ validate, inspect  methods, media types, body size; CORS preflight
+//!         ├─ authenticate       api key, Basic, JWT, introspection, mTLS → Identity
+//!         ├─ authorize          scopes, roles, claims, MFA, ownership, CEL
+//!         ├─ validate, inspect  methods, media types, body size
 //!         ├─ forward            upstream pool, streaming both ways
 //!         ├─ response filters   strip, mask, size cap
 //!         └─ event              one per request, emitted by the EventGuard
@@ -25,6 +26,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use portcullis_events::{Action, HttpActivity};
 
+use crate::authn;
 use crate::body::{Body, ResponseBody, empty};
 use crate::context::{ConnInfo, EventGuard, RequestContext, now_ms};
 use crate::forward::{ForwardSettings, forward};
@@ -54,8 +56,8 @@ pub async fn handle(
         upstream: None,
         reason: None,
         findings: Vec::new(),
-        actor: None,
         authenticated: false,
+        identity: None,
         body: Arc::default(),
     };
     let mut guard = EventGuard::new(
@@ -72,7 +74,16 @@ pub async fn handle(
     let (mut resp, denied) = match outcome {
         Ok(resp) => (resp, false),
         Err(rej) => {
-            ctx.reason = Some(rej.reason);
+            ctx.reason = Some(rej.event_reason.unwrap_or(rej.reason));
+            if let Some(rule) = &rej.rule {
+                ctx.findings.push(portcullis_events::Finding {
+                    kind: "authorization".into(),
+                    id: rule.clone(),
+                    location: None,
+                    detail: None,
+                    severity: portcullis_events::Severity::Medium,
+                });
+            }
             (problem::render(&rej, &ctx.request_id), true)
         }
     };
@@ -130,6 +141,19 @@ async fn stages(
     restrict::check_limits(&parts, &snap.config.limits)?;
     restrict::check_path(parts.uri.path())?;
 
+    // The upstream-token JWKS on its public path, when configured: answered by the gateway.
+    if parts.method == http::Method::GET
+        && snap.identity.public_jwks_path() == Some(parts.uri.path())
+        && let Some(jwks) = snap.identity.upstream_jwks()
+    {
+        let mut resp = Response::new(crate::body::full(jwks.to_string()));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/jwk-set+json"),
+        );
+        return Ok(resp);
+    }
+
     // Route match.
     let route = snap
         .find_route(host, parts.uri.path(), &parts.method)
@@ -142,14 +166,30 @@ async fn stages(
     *route_slot = Some(route.clone());
     restrict::check_url_credentials(&parts, &route.config.request, &mut ctx.findings)?;
 
-    // Rate limit, authenticate, authorize: issues #4 and #3 add their stages here.
-
-    // Validate and inspect.
+    // CORS preflight: browsers send it without credentials, so it is answered before
+    // authentication, from the route's allow-list alone.
     if let Some(cors) = &route.config.cors
         && let Some(preflight) = respond::preflight(cors, &parts.method, &parts.headers)
     {
         return preflight;
     }
+
+    // Rate limit: issue #4 adds its stage here.
+
+    // Authenticate.
+    let identity =
+        authn::authenticate(&route.config.auth, &snap.identity, &parts, &ctx.conn).await?;
+    ctx.authenticated = identity.is_some();
+    ctx.identity = identity;
+
+    // Authorize.
+    if let Some(identity) = &ctx.identity {
+        authn::authorize(&route.authz, &parts, identity, ctx.client_ip, &|h| {
+            snap.identity.is_credential_header(h)
+        })?;
+    }
+
+    // Validate and inspect.
     // Whether the forward stage will stream a body: HTTP/2 bodies need not be declared.
     let body_follows = !hyper::body::Body::is_end_stream(&body);
     restrict::check_request(&parts, &route.config.request, body_follows)?;
@@ -159,6 +199,7 @@ async fn stages(
         trusted_proxies: &snap.config.trusted_proxies,
         body_timeout: snap.config.limits.request_body_timeout,
         host,
+        identity: &snap.identity,
     };
     let method = parts.method.clone();
     let upstream_resp = forward(&route, ctx, parts, body, &settings, &gw.metrics).await?;

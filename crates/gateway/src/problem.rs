@@ -20,6 +20,11 @@ pub struct Rejection {
     /// Safe for the client: never contains request values, upstream names or internals.
     pub detail: Option<String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// A more precise reason for the event only (e.g. `expired` behind a generic
+    /// `unauthorized`): clients learn no more than the RFC codes allow.
+    pub event_reason: Option<&'static str>,
+    /// The authorization rule that denied, for the event.
+    pub rule: Option<String>,
 }
 
 impl Rejection {
@@ -30,6 +35,8 @@ impl Rejection {
             title,
             detail: None,
             headers: Vec::new(),
+            event_reason: None,
+            rule: None,
         }
     }
 

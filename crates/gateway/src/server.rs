@@ -26,6 +26,8 @@ pub enum GatewayError {
     Tls(#[from] crate::tls::TlsError),
     #[error("events: {0}")]
     Events(#[from] portcullis_events::EventsError),
+    #[error("{0}")]
+    Setup(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -64,7 +66,7 @@ impl Gateway {
             },
             redactor(&config),
         )?;
-        let snapshot = Snapshot::build(config, None, 1)?;
+        let snapshot = Snapshot::build(config, None, 1).map_err(GatewayError::Setup)?;
         Ok(Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             emitter,
@@ -107,8 +109,8 @@ impl Gateway {
                         file: path.clone(),
                         line: 0,
                         column: 0,
-                        field: "upstreams".into(),
-                        message: e.to_string(),
+                        field: String::new(),
+                        message: e,
                     }])
                 })
         })

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use http::Method;
 
+use crate::authn::{IdentityRuntime, RouteAuthz};
 use crate::config::{Config, RouteConfig};
-use crate::tls::TlsError;
 use crate::upstream::UpstreamPool;
 
 #[derive(Debug)]
@@ -18,6 +18,7 @@ pub struct Route {
     pub name: Arc<str>,
     pub config: RouteConfig,
     pub pool: Arc<UpstreamPool>,
+    pub authz: RouteAuthz,
 }
 
 #[derive(Debug)]
@@ -27,6 +28,7 @@ pub struct Snapshot {
     /// method-specific.
     routes: Vec<Arc<Route>>,
     pub pools: HashMap<String, Arc<UpstreamPool>>,
+    pub identity: IdentityRuntime,
     pub generation: u64,
 }
 
@@ -37,7 +39,7 @@ impl Snapshot {
         config: Config,
         previous: Option<&Snapshot>,
         generation: u64,
-    ) -> Result<Self, TlsError> {
+    ) -> Result<Self, String> {
         let mut pools = HashMap::new();
         for (name, up) in &config.upstreams {
             let reused = previous
@@ -46,23 +48,25 @@ impl Snapshot {
                 .cloned();
             let pool = match reused {
                 Some(p) => p,
-                None => UpstreamPool::new(name, up)?,
+                None => {
+                    UpstreamPool::new(name, up).map_err(|e| format!("upstreams.{name}: {e}"))?
+                }
             };
             pools.insert(name.clone(), pool);
         }
-        let mut routes: Vec<Arc<Route>> = config
-            .routes
-            .iter()
-            .filter_map(|r| {
-                pools.get(&r.upstream).map(|pool| {
-                    Arc::new(Route {
-                        name: r.name.as_str().into(),
-                        config: r.clone(),
-                        pool: pool.clone(),
-                    })
-                })
-            })
-            .collect();
+        let identity = IdentityRuntime::build(&config.identity, previous.map(|p| &p.identity))?;
+        let mut routes: Vec<Arc<Route>> = Vec::new();
+        for r in &config.routes {
+            let Some(pool) = pools.get(&r.upstream) else {
+                continue;
+            };
+            routes.push(Arc::new(Route {
+                name: r.name.as_str().into(),
+                config: r.clone(),
+                pool: pool.clone(),
+                authz: RouteAuthz::compile(r)?,
+            }));
+        }
         routes.sort_by_key(|r| {
             std::cmp::Reverse((
                 r.config.path_prefix.trim_end_matches('/').len(),
@@ -74,6 +78,7 @@ impl Snapshot {
             config: Arc::new(config),
             routes,
             pools,
+            identity,
             generation,
         })
     }

@@ -69,10 +69,35 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsEr
     } else {
         &[&rustls::version::TLS13, &rustls::version::TLS12]
     };
-    let mut sc = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)?;
+    let builder = match &cfg.client_auth {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in read_certs(&ca.ca)? {
+                roots.add(cert).map_err(|e| TlsError::Pem {
+                    path: ca.ca.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            );
+            let verifier = if ca.required {
+                verifier.build()
+            } else {
+                verifier.allow_unauthenticated().build()
+            }
+            .map_err(|e| TlsError::Pem {
+                path: ca.ca.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut sc = builder.with_cert_resolver(Arc::new(resolver));
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     sc.ignore_client_order = true;
     Ok(Arc::new(sc))
@@ -197,4 +222,39 @@ fn dns_names(key: &CertifiedKey) -> Vec<String> {
         Ok(cert) => cert.valid_dns_names().map(str::to_string).collect(),
         Err(_) => Vec::new(),
     }
+}
+
+/// The principal a verified client certificate stands for: the first URI SAN (SPIFFE ids),
+/// else the first DNS SAN, else the first email SAN, else the subject's common name.
+/// The chain was verified by rustls during the handshake; this only reads names.
+pub fn client_principal(leaf: &CertificateDer<'_>) -> Option<String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        let names = &san.value.general_names;
+        let pick = |want: fn(&GeneralName<'_>) -> Option<String>| names.iter().find_map(want);
+        if let Some(uri) = pick(|n| match n {
+            GeneralName::URI(u) => Some((*u).to_string()),
+            _ => None,
+        }) {
+            return Some(uri);
+        }
+        if let Some(dns) = pick(|n| match n {
+            GeneralName::DNSName(d) => Some((*d).to_string()),
+            _ => None,
+        }) {
+            return Some(dns);
+        }
+        if let Some(email) = pick(|n| match n {
+            GeneralName::RFC822Name(e) => Some((*e).to_string()),
+            _ => None,
+        }) {
+            return Some(email);
+        }
+    }
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string)
 }

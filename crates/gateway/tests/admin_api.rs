@@ -22,6 +22,8 @@ upstreams:
 routes:
   - name: app
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /api }
 events:
   file: {dir}/events.jsonl

@@ -274,6 +274,8 @@ upstreams:
 routes:
   - name: api
     upstream: api
+    auth:
+      public: true
 ";
 
 fn with_admin(token: &str) -> String {

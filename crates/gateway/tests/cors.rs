@@ -28,6 +28,8 @@ upstreams:
 routes:
   - name: api
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /api }
     cors:
       allow_origins: [https://app.example.com]
@@ -38,12 +40,16 @@ routes:
       max_age: 600
   - name: public
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /public }
     cors:
       allow_origins: ["https://a.example.com", "http://localhost:3000"]
       allow_methods: [GET]
   - name: plain
     upstream: app
+    auth:
+      public: true
 events:
   file: {dir}/events.jsonl
 "#;
@@ -247,6 +253,8 @@ upstreams:
 routes:
   - name: api
     upstream: app
+    auth:
+      public: true
     cors:
       allow_origins: [https://app.example.com]
       allow_methods: [GET]
@@ -320,9 +328,13 @@ upstreams:
 routes:
   - name: ok
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /ok }
   - name: api
     upstream: app
+    auth:
+      public: true
     cors:
       allow_origins: ["https://app.example.com", "*"]
       allow_methods: [GET]
@@ -345,7 +357,7 @@ routes:
 fn config_refuses_other_unsafe_cors_settings() {
     let base = |cors: &str| {
         format!(
-            "listeners:\n  - address: 127.0.0.1:0\nupstreams:\n  app:\n    targets: [http://127.0.0.1:9]\nroutes:\n  - name: api\n    upstream: app\n    cors:\n{cors}"
+            "listeners:\n  - address: 127.0.0.1:0\nupstreams:\n  app:\n    targets: [http://127.0.0.1:9]\nroutes:\n  - name: api\n    upstream: app\n    auth:\n      public: true\n    cors:\n{cors}"
         )
     };
     let cases = [

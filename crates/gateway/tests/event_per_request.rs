@@ -29,15 +29,21 @@ upstreams:
 routes:
   - name: api
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /api }
     request:
       allowed_methods: [GET, POST]
       max_body: 64
   - name: status
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /status }
   - name: slow
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /slow }
 events:
   file: {dir}/events.jsonl

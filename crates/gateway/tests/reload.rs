@@ -26,6 +26,8 @@ upstreams:
 routes:
   - name: app
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /api }
 {more_routes}
 events:
@@ -38,6 +40,8 @@ admin:
 const EXTRA_ROUTE: &str = r#"
   - name: extra
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /extra }
 "#;
 
@@ -225,7 +229,10 @@ async fn file_watcher_reloads_without_a_signal() {
     assert!(kinds.contains(&"reload".to_string()), "{kinds:?}");
 
     // An invalid file is refused by the watcher too, and the running config stays.
-    gw.write_config(&yaml("  - name: broken\n    upstream: nowhere\n"), &up);
+    gw.write_config(
+        &yaml("  - name: broken\n    upstream: nowhere\n    auth:\n      public: true\n"),
+        &up,
+    );
     let kinds = wait_for_lifecycle(&gw, "reload_failed").await;
     assert!(kinds.contains(&"reload_failed".to_string()), "{kinds:?}");
     assert_eq!(gw.gateway().generation(), 2);
@@ -250,9 +257,13 @@ upstreams:
 routes:
   - name: app
     upstream: app
+    auth:
+      public: true
     match: {{ path_prefix: /api }}
   - name: other
     upstream: other
+    auth:
+      public: true
     match: {{ path_prefix: /other }}
 events:
   file: {{dir}}/events.jsonl
@@ -266,7 +277,7 @@ events:
     // `other` changes, `app` does not; a route is added too.
     let changed = two_pools("2s").replace(
         "events:",
-        "  - name: extra\n    upstream: app\n    match: { path_prefix: /extra }\nevents:",
+        "  - name: extra\n    upstream: app\n    auth:\n      public: true\n    match: { path_prefix: /extra }\nevents:",
     );
     gw.write_config(&changed, &up);
     // (The file watcher may reload the same file too; pools are compared by identity, so

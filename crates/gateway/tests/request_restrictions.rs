@@ -29,6 +29,8 @@ upstreams:
 routes:
   - name: api
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /api }
     request:
       max_body: 1KiB
@@ -36,11 +38,15 @@ routes:
       allowed_content_types: [application/json]
   - name: custom
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /custom }
     request:
       credential_params: [session_id, X-Sig]
   - name: open
     upstream: app
+    auth:
+      public: true
 events:
   file: {dir}/events.jsonl
 "#;

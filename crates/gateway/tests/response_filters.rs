@@ -42,13 +42,19 @@ upstreams:
 routes:
   - name: default
     upstream: app
+    auth:
+      public: true
   - name: small
     upstream: app
+    auth:
+      public: true
     match: { hosts: [small.test] }
     response:
       max_body: 1KiB
   - name: raw
     upstream: app
+    auth:
+      public: true
     match: { hosts: [raw.test] }
     response:
       mask_upstream_errors: false
@@ -59,6 +65,8 @@ routes:
         referrer_policy: ""
   - name: strict
     upstream: app
+    auth:
+      public: true
     match: { hosts: [strict.test] }
     request:
       max_body: 16
@@ -66,6 +74,8 @@ routes:
       allowed_content_types: [application/json]
   - name: down
     upstream: down
+    auth:
+      public: true
     match: { hosts: [down.test] }
 events:
   file: {dir}/events.jsonl
@@ -372,6 +382,8 @@ upstreams:
 routes:
   - name: api
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /api }
 events:
   file: {dir}/events.jsonl

@@ -24,6 +24,8 @@ upstreams:
 routes:
   - name: app
     upstream: app
+    auth:
+      public: true
 events:
   file: {dir}/events.jsonl
 "#;

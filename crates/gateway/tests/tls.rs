@@ -61,9 +61,13 @@ upstreams:
 routes:
   - name: app
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /api }
   - name: status
     upstream: app
+    auth:
+      public: true
     match: { path_prefix: /status }
 events:
   file: {dir}/events.jsonl
@@ -660,6 +664,8 @@ upstreams:
 routes:
   - name: app
     upstream: app
+    auth:
+      public: true
 events:
   file: {dir}/events.jsonl
 "#;
@@ -712,6 +718,8 @@ upstreams:
 routes:
   - name: app
     upstream: app
+    auth:
+      public: true
 events:
   file: {dir}/events.jsonl
 "#;

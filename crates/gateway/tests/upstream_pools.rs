@@ -24,6 +24,8 @@ listeners:
 {extra_upstream}routes:
   - name: app
     upstream: app
+    auth:
+      public: true
 events:
   file: {{dir}}/events.jsonl
 "#

@@ -87,6 +87,8 @@ routes:
   - name: items
     match: {{ path_prefix: /api }}
     upstream: sample-api
+    auth:
+      public: true
     request:
       allowed_methods: [GET, POST, PUT, DELETE, OPTIONS]
       allowed_content_types: [application/json]

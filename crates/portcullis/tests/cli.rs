@@ -200,7 +200,7 @@ fn check_several_files_reports_each() {
     let second = dir.path().join("second.yaml");
     std::fs::write(
         &second,
-        "listeners:\n  - address: 127.0.0.1:8080\n  - address: 127.0.0.1:8081\nupstreams:\n  a:\n    targets: [http://127.0.0.1:1]\n  b:\n    targets: [http://127.0.0.1:2]\nroutes:\n  - name: a\n    upstream: a\n",
+        "listeners:\n  - address: 127.0.0.1:8080\n  - address: 127.0.0.1:8081\nupstreams:\n  a:\n    targets: [http://127.0.0.1:1]\n  b:\n    targets: [http://127.0.0.1:2]\nroutes:\n  - name: a\n    upstream: a\n    auth:\n      public: true\n",
     )
     .unwrap();
 
@@ -250,7 +250,7 @@ fn check_several_files_reports_each() {
     assert_eq!(from(&nested), 1, "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "{}:12:7: routes[0].request.max_bdy: unknown field `max_bdy`",
+            "{}:13:7: routes[0].request.max_bdy: unknown field `max_bdy`",
             nested.display()
         )),
         "{stderr}"
@@ -362,6 +362,8 @@ upstreams:
 routes:
   - name: app
     upstream: app
+    auth:
+      public: true
 events:
   file: events.jsonl
 ",

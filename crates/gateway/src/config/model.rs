@@ -54,6 +54,7 @@ pub struct Config {
     pub default_response: Arc<ResponsePolicy>,
     pub events: EventsConfig,
     pub admin: Option<AdminConfig>,
+    pub identity: IdentityConfig,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +73,15 @@ pub struct TlsConfig {
     pub tls13_only: bool,
     /// The full `Strict-Transport-Security` value, or None when turned off.
     pub hsts: Option<String>,
+    /// Client certificates (mTLS), verified against these CAs.
+    pub client_auth: Option<ClientAuthConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClientAuthConfig {
+    pub ca: PathBuf,
+    /// Refuse handshakes without a certificate.
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -130,6 +140,110 @@ pub struct RouteConfig {
     pub request: Arc<RequestPolicy>,
     pub response: Arc<ResponsePolicy>,
     pub cors: Option<Arc<CorsPolicy>>,
+    pub auth: RouteAuth,
+    /// Authorization rules, compiled into the snapshot.
+    #[serde(skip)]
+    pub authorize: Option<portcullis_policy::AuthzConfig>,
+    pub path_template: Option<String>,
+}
+
+/// How callers of a route authenticate.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RouteAuth {
+    pub public: bool,
+    pub methods: Vec<AuthMethodRef>,
+    /// Forward the client's `Authorization` header; None means "only for bearer tokens".
+    pub forward_authorization: Option<bool>,
+    pub allow_basic_over_plain_http: bool,
+    pub upstream_token: bool,
+}
+
+/// A method a route accepts, naming a configured provider where there can be several.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "method", content = "provider", rename_all = "snake_case")]
+pub enum AuthMethodRef {
+    ApiKey,
+    Basic,
+    Jwt(String),
+    Introspection(String),
+    Mtls,
+}
+
+/// Identity providers and stores, validated; built into live verifiers by the snapshot.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct IdentityConfig {
+    pub api_keys: Option<ApiKeysConfig>,
+    pub basic: Option<BasicConfig>,
+    pub jwt: Vec<JwtConfig>,
+    pub introspection: Vec<IntrospectionConfig>,
+    pub upstream_token: Option<UpstreamTokenConfig>,
+    #[serde(serialize_with = "ser_header_names")]
+    pub strip_request_headers: Vec<HeaderName>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ApiKeysConfig {
+    /// Lowercase header names carrying a bare key.
+    pub headers: Vec<String>,
+    pub keys: Vec<ApiKeyConfig>,
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ApiKeyConfig {
+    pub id: String,
+    #[serde(skip)]
+    pub hash: String,
+    pub principal: String,
+    pub scopes: Vec<String>,
+    pub tier: Option<String>,
+    pub expires: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BasicConfig {
+    pub htpasswd: PathBuf,
+    pub realm: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JwtConfig {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_ca: Option<PathBuf>,
+    pub keys: Vec<PathBuf>,
+    pub hmac_secret: Option<Secret>,
+    pub leeway: Duration,
+    pub required_claims: Vec<String>,
+    pub max_token_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IntrospectionConfig {
+    pub name: String,
+    pub endpoint: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub client_secret_post: bool,
+    pub timeout: Duration,
+    pub cache_max: Duration,
+    pub ca: Option<PathBuf>,
+    pub audience: Option<String>,
+    pub issuer: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UpstreamTokenConfig {
+    pub eddsa: bool,
+    pub key: Option<PathBuf>,
+    pub issuer: String,
+    pub audience: Option<String>,
+    pub ttl: Duration,
+    pub header: String,
+    pub public_jwks_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -352,6 +466,7 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
     let default_response =
         response_policy(&mut v, "defaults.response", &raw.defaults.response, None);
 
+    let identity = validate_identity(&mut v, &raw.identity);
     let mut routes = Vec::new();
     let mut names = BTreeSet::new();
     for (i, r) in raw.routes.iter().enumerate() {
@@ -393,6 +508,52 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
             &r.response,
             Some(&default_response),
         );
+        let auth = route_auth(&mut v, &at, r, &identity, &raw.listeners);
+        if let Some(t) = &r.match_.path_template
+            && let Err(e) = portcullis_policy::PathTemplate::parse(t)
+        {
+            v.err(&format!("{at}.match.path_template"), e.to_string());
+        }
+        if let Some(authz) = &r.authorize {
+            if auth.public {
+                v.err(
+                    &format!("{at}.authorize"),
+                    "a public route has no caller to authorize: remove `authorize` or require authentication",
+                );
+            }
+            match portcullis_policy::AuthzPolicy::compile(authz) {
+                Ok(policy) => {
+                    let template = r
+                        .match_
+                        .path_template
+                        .as_deref()
+                        .map(portcullis_policy::PathTemplate::parse);
+                    match template {
+                        Some(Ok(t)) => {
+                            if let Err(e) = policy.check_template(&t) {
+                                v.err(&format!("{at}.match.path_template"), e.to_string());
+                            }
+                        }
+                        Some(Err(_)) => {}
+                        None if !authz.ownership.is_empty() => v.err(
+                            &format!("{at}.authorize.ownership"),
+                            "ownership rules need `match.path_template` to name the path parameters",
+                        ),
+                        None => {}
+                    }
+                }
+                Err(portcullis_policy::PolicyError::Cel { index, message }) => {
+                    v.err(
+                        &format!("{at}.authorize.cel[{index}]"),
+                        format!("CEL does not compile: {message}"),
+                    );
+                }
+                Err(portcullis_policy::PolicyError::Rule { rule, message }) => {
+                    v.err(&format!("{at}.authorize.{rule}"), message);
+                }
+                Err(e) => v.err(&format!("{at}.authorize"), e.to_string()),
+            }
+        }
         let cors = r
             .cors
             .as_ref()
@@ -407,6 +568,9 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
             request: Arc::new(request),
             response: Arc::new(response),
             cors,
+            auth,
+            authorize: r.authorize.clone(),
+            path_template: r.match_.path_template.clone(),
         });
     }
 
@@ -423,6 +587,7 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
             default_response: Arc::new(default_response),
             events,
             admin,
+            identity,
         })
     } else {
         Err(v.errors)
@@ -528,11 +693,25 @@ fn validate_tls(v: &mut Validator, at: &str, t: &RawTls) -> Option<TlsConfig> {
             format!("max-age={max_age}")
         }
     });
+    let client_auth = t.client_auth.as_ref().map(|c| {
+        let ca = v.path(&c.ca);
+        if !ca.is_file() {
+            v.err(
+                &format!("{at}.client_auth.ca"),
+                format!("CA file `{}` does not exist", ca.display()),
+            );
+        }
+        ClientAuthConfig {
+            ca,
+            required: c.required.unwrap_or(true),
+        }
+    });
     Some(TlsConfig {
         certificates,
         self_signed,
         tls13_only,
         hsts,
+        client_auth,
     })
 }
 
@@ -891,4 +1070,372 @@ fn validate_admin(v: &mut Validator, a: &RawAdmin) -> Option<AdminConfig> {
         );
     }
     Some(AdminConfig { address, token })
+}
+
+fn route_auth(
+    v: &mut Validator,
+    at: &str,
+    r: &RawRoute,
+    identity: &IdentityConfig,
+    listeners: &[RawListener],
+) -> RouteAuth {
+    let Some(a) = &r.auth else {
+        // Default deny: a route is anonymous only when the config says so.
+        v.err(
+            &format!("{at}.auth"),
+            "every route must say how callers authenticate: set `auth: { public: true }` or `auth: { methods: [...] }`",
+        );
+        return RouteAuth {
+            public: false,
+            methods: Vec::new(),
+            forward_authorization: None,
+            allow_basic_over_plain_http: false,
+            upstream_token: false,
+        };
+    };
+    if a.public && !a.methods.is_empty() {
+        v.err(
+            &format!("{at}.auth.methods"),
+            "a public route takes no authentication methods: remove `public` or `methods`",
+        );
+    }
+    if !a.public && a.methods.is_empty() {
+        v.err(
+            &format!("{at}.auth.methods"),
+            "list at least one method (api_key, basic, jwt:<provider>, introspection:<name>, mtls) or set `public: true`",
+        );
+    }
+    let mut methods = Vec::new();
+    for (i, m) in a.methods.iter().enumerate() {
+        let field = format!("{at}.auth.methods[{i}]");
+        let parsed = match m.split_once(':') {
+            None if m == "api_key" => identity
+                .api_keys
+                .is_some()
+                .then_some(AuthMethodRef::ApiKey)
+                .ok_or("`api_key` needs `identity.api_keys`"),
+            None if m == "basic" => identity
+                .basic
+                .is_some()
+                .then_some(AuthMethodRef::Basic)
+                .ok_or("`basic` needs `identity.basic`"),
+            None if m == "mtls" => listeners
+                .iter()
+                .any(|l| l.tls.as_ref().is_some_and(|t| t.client_auth.is_some()))
+                .then_some(AuthMethodRef::Mtls)
+                .ok_or("`mtls` needs a listener with `tls.client_auth`"),
+            Some(("jwt", name)) => identity
+                .jwt
+                .iter()
+                .any(|p| p.name == name)
+                .then(|| AuthMethodRef::Jwt(name.to_string()))
+                .ok_or("no `identity.jwt` provider has that name"),
+            Some(("introspection", name)) => identity
+                .introspection
+                .iter()
+                .any(|p| p.name == name)
+                .then(|| AuthMethodRef::Introspection(name.to_string()))
+                .ok_or("no `identity.introspection` entry has that name"),
+            _ => Err(
+                "unknown method: use api_key, basic, jwt:<provider>, introspection:<name> or mtls",
+            ),
+        };
+        match parsed {
+            Ok(m) => methods.push(m),
+            Err(msg) => v.err(&field, format!("`{m}`: {msg}")),
+        }
+    }
+    if a.allow_basic_over_plain_http && methods.contains(&AuthMethodRef::Basic) {
+        tracing::warn!(route = %r.name, "route allows HTTP Basic over plain HTTP: passwords cross the network in the clear");
+    }
+    RouteAuth {
+        public: a.public,
+        methods,
+        forward_authorization: a.forward_authorization,
+        allow_basic_over_plain_http: a.allow_basic_over_plain_http,
+        upstream_token: a
+            .upstream_token
+            .unwrap_or(identity.upstream_token.is_some())
+            && !a.public,
+    }
+}
+
+fn validate_identity(v: &mut Validator, raw: &RawIdentity) -> IdentityConfig {
+    let api_keys = raw.api_keys.as_ref().map(|k| {
+        let headers = k
+            .headers
+            .clone()
+            .unwrap_or_else(|| vec!["x-api-key".to_string()])
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let mut ids = BTreeSet::new();
+        let keys = k
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                if !ids.insert(key.id.clone()) {
+                    v.err(&format!("identity.api_keys.keys[{i}].id"), format!("duplicate key id `{}`", key.id));
+                }
+                if !(key.hash.starts_with("sha256:") || key.hash.starts_with("argon2:")) {
+                    v.err(
+                        &format!("identity.api_keys.keys[{i}].hash"),
+                        "use `sha256:<hex>` or `argon2:<PHC string>` (portcullis keys new prints one)",
+                    );
+                }
+                ApiKeyConfig {
+                    id: key.id.clone(),
+                    hash: key.hash.clone(),
+                    principal: key.principal.clone(),
+                    scopes: key.scopes.clone(),
+                    tier: key.tier.clone(),
+                    expires: key.expires,
+                }
+            })
+            .collect();
+        let file = k.file.as_ref().map(|f| v.path(f));
+        if let Some(f) = &file
+            && !f.is_file()
+        {
+            v.err("identity.api_keys.file", format!("keys file `{}` does not exist", f.display()));
+        }
+        ApiKeysConfig { headers, keys, file }
+    });
+    let basic = raw.basic.as_ref().map(|b| {
+        let htpasswd = v.path(&b.htpasswd);
+        if !htpasswd.is_file() {
+            v.err(
+                "identity.basic.htpasswd",
+                format!("htpasswd file `{}` does not exist", htpasswd.display()),
+            );
+        }
+        BasicConfig {
+            htpasswd,
+            realm: b.realm.clone().unwrap_or_else(|| "api".into()),
+        }
+    });
+    let mut names = BTreeSet::new();
+    let mut jwt = Vec::new();
+    for (i, p) in raw.jwt.iter().enumerate() {
+        let at = format!("identity.jwt[{i}]");
+        if !names.insert(p.name.clone()) {
+            v.err(
+                &format!("{at}.name"),
+                format!("duplicate provider name `{}`", p.name),
+            );
+        }
+        if p.audiences.is_empty() {
+            v.err(
+                &format!("{at}.audiences"),
+                "list at least one audience: tokens for other services must not be accepted",
+            );
+        }
+        let hmac_secret = p
+            .hmac_secret
+            .as_ref()
+            .and_then(|s| v.secret(&format!("{at}.hmac_secret"), s));
+        for (j, alg) in p.algorithms.iter().enumerate() {
+            let ok = matches!(
+                alg.as_str(),
+                "RS256"
+                    | "RS384"
+                    | "RS512"
+                    | "PS256"
+                    | "PS384"
+                    | "PS512"
+                    | "ES256"
+                    | "ES384"
+                    | "EdDSA"
+            ) || (alg.starts_with("HS")
+                && matches!(alg.as_str(), "HS256" | "HS384" | "HS512")
+                && hmac_secret.is_some());
+            if !ok {
+                v.err(
+                    &format!("{at}.algorithms[{j}]"),
+                    if alg.starts_with("HS") {
+                        format!("`{alg}` needs `hmac_secret`")
+                    } else {
+                        format!("`{alg}` is not supported (RS256/384/512, PS256/384/512, ES256/384, EdDSA, HS256/384/512)")
+                    },
+                );
+            }
+        }
+        if p.algorithms.is_empty() {
+            v.err(
+                &format!("{at}.algorithms"),
+                "list the algorithms tokens may use",
+            );
+        }
+        let keys: Vec<PathBuf> = p.keys.iter().map(|k| v.path(k)).collect();
+        for (j, k) in keys.iter().enumerate() {
+            if !k.is_file() {
+                v.err(
+                    &format!("{at}.keys[{j}]"),
+                    format!("key file `{}` does not exist", k.display()),
+                );
+            }
+        }
+        let sources = usize::from(p.jwks_url.is_some())
+            + usize::from(!keys.is_empty())
+            + usize::from(p.hmac_secret.is_some());
+        if sources != 1 {
+            v.err(
+                &at,
+                "give exactly one of `jwks_url`, `keys` or `hmac_secret`",
+            );
+        }
+        if let Some(url) = &p.jwks_url
+            && !url.starts_with("https://")
+            && !is_loopback_url(url)
+        {
+            v.err(
+                &format!("{at}.jwks_url"),
+                "the JWKS must be fetched over https:// (plain http only on loopback)",
+            );
+        }
+        jwt.push(JwtConfig {
+            name: p.name.clone(),
+            issuer: p.issuer.clone(),
+            audiences: p.audiences.clone(),
+            algorithms: p.algorithms.clone(),
+            jwks_url: p.jwks_url.clone(),
+            jwks_ca: p.jwks_ca.as_ref().map(|c| v.path(c)),
+            keys,
+            hmac_secret,
+            leeway: v.duration(&format!("{at}.leeway"), &p.leeway, Duration::from_secs(30)),
+            required_claims: p.required_claims.clone(),
+            max_token_bytes: usize::try_from(v.size(
+                &format!("{at}.max_token_bytes"),
+                &p.max_token_bytes,
+                8192,
+            ))
+            .unwrap_or(8192),
+        });
+    }
+    let mut introspection = Vec::new();
+    for (i, p) in raw.introspection.iter().enumerate() {
+        let at = format!("identity.introspection[{i}]");
+        if !names.insert(p.name.clone()) {
+            v.err(
+                &format!("{at}.name"),
+                format!("duplicate provider name `{}`", p.name),
+            );
+        }
+        if !p.endpoint.starts_with("https://") && !is_loopback_url(&p.endpoint) {
+            v.err(
+                &format!("{at}.endpoint"),
+                "introspection must use https:// (plain http only on loopback)",
+            );
+        }
+        let client_secret_post = match p.client_auth.as_deref() {
+            None | Some("client_secret_basic") => false,
+            Some("client_secret_post") => true,
+            Some(other) => {
+                v.err(
+                    &format!("{at}.client_auth"),
+                    format!("`{other}`: use client_secret_basic or client_secret_post"),
+                );
+                false
+            }
+        };
+        let Some(client_secret) = v.secret(&format!("{at}.client_secret"), &p.client_secret) else {
+            continue;
+        };
+        introspection.push(IntrospectionConfig {
+            name: p.name.clone(),
+            endpoint: p.endpoint.clone(),
+            client_id: p.client_id.clone(),
+            client_secret,
+            client_secret_post,
+            timeout: v.duration(&format!("{at}.timeout"), &p.timeout, Duration::from_secs(2)),
+            cache_max: v.duration(
+                &format!("{at}.cache_max"),
+                &p.cache_max,
+                Duration::from_secs(60),
+            ),
+            ca: p.ca.as_ref().map(|c| v.path(c)),
+            audience: p.audience.clone(),
+            issuer: p.issuer.clone(),
+        });
+    }
+    let upstream_token = raw.upstream_token.as_ref().map(|t| {
+        let eddsa = match t.algorithm.as_deref() {
+            None | Some("ES256") => false,
+            Some("EdDSA") => true,
+            Some(other) => {
+                v.err(
+                    "identity.upstream_token.algorithm",
+                    format!("`{other}`: use ES256 or EdDSA"),
+                );
+                false
+            }
+        };
+        let key = t.key.as_ref().map(|k| v.path(k));
+        if let Some(k) = &key
+            && !k.is_file()
+        {
+            v.err(
+                "identity.upstream_token.key",
+                format!("key file `{}` does not exist", k.display()),
+            );
+        }
+        let header = t
+            .header
+            .clone()
+            .unwrap_or_else(|| "x-portcullis-token".into())
+            .to_ascii_lowercase();
+        if HeaderName::from_bytes(header.as_bytes()).is_err() {
+            v.err("identity.upstream_token.header", "not a header name");
+        }
+        if let Some(p) = &t.public_jwks_path
+            && !p.starts_with('/')
+        {
+            v.err(
+                "identity.upstream_token.public_jwks_path",
+                "must start with `/`",
+            );
+        }
+        UpstreamTokenConfig {
+            eddsa,
+            key,
+            issuer: t.issuer.clone().unwrap_or_else(|| "portcullis".into()),
+            audience: t.audience.clone(),
+            ttl: v.duration(
+                "identity.upstream_token.ttl",
+                &t.ttl,
+                Duration::from_secs(60),
+            ),
+            header,
+            public_jwks_path: t.public_jwks_path.clone(),
+        }
+    });
+    let mut strip_request_headers = Vec::new();
+    for (i, h) in raw.strip_request_headers.iter().enumerate() {
+        match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
+            Ok(n) => strip_request_headers.push(n),
+            Err(_) => v.err(
+                &format!("identity.strip_request_headers[{i}]"),
+                format!("`{h}` is not a header name"),
+            ),
+        }
+    }
+    IdentityConfig {
+        api_keys,
+        basic,
+        jwt,
+        introspection,
+        upstream_token,
+        strip_request_headers,
+    }
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").unwrap_or("");
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        || (rest.starts_with('[') && rest.get(1..4) == Some("::1"))
 }

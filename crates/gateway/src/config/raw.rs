@@ -30,6 +30,137 @@ pub struct RawConfig {
     #[serde(default)]
     pub events: RawEvents,
     pub admin: Option<RawAdmin>,
+    /// How callers prove who they are; routes pick methods from here.
+    #[serde(default)]
+    pub identity: RawIdentity,
+}
+
+/// Authentication methods and what the gateway tells upstreams about callers.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    pub api_keys: Option<RawApiKeys>,
+    pub basic: Option<RawBasic>,
+    #[serde(default)]
+    pub jwt: Vec<RawJwtProvider>,
+    #[serde(default)]
+    pub introspection: Vec<RawIntrospection>,
+    pub upstream_token: Option<RawUpstreamToken>,
+    /// Request headers removed before forwarding, besides every `X-Portcullis-*` header:
+    /// identity headers a client must never be able to set for the upstream.
+    #[serde(default)]
+    pub strip_request_headers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKeys {
+    /// Header names carrying a bare key (default `x-api-key`); `Authorization: ApiKey <key>`
+    /// is always accepted. Never the URL.
+    pub headers: Option<Vec<String>>,
+    #[serde(default)]
+    pub keys: Vec<RawApiKey>,
+    /// A keys file with more entries.
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKey {
+    pub id: String,
+    /// `sha256:<hex>` or `argon2:<PHC string>`; `portcullis keys new` prints one.
+    pub hash: String,
+    pub principal: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub tier: Option<String>,
+    /// Unix seconds after which the key is refused.
+    pub expires: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasic {
+    /// htpasswd file (bcrypt, SHA-crypt, argon2; apr1 and {SHA} with a warning).
+    pub htpasswd: String,
+    pub realm: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwtProvider {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    /// e.g. `[RS256, ES256]`; HS* only together with `hmac_secret`.
+    pub algorithms: Vec<String>,
+    pub jwks_url: Option<String>,
+    /// PEM CA bundle for the JWKS endpoint instead of the system roots.
+    pub jwks_ca: Option<String>,
+    /// Static public keys: PEM files.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Shared secret for HS256/384/512; `${env:NAME}` or `${file:PATH}`.
+    pub hmac_secret: Option<String>,
+    pub leeway: Option<String>,
+    #[serde(default)]
+    pub required_claims: Vec<String>,
+    pub max_token_bytes: Option<RawSize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntrospection {
+    pub name: String,
+    pub endpoint: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    pub client_auth: Option<String>,
+    pub timeout: Option<String>,
+    pub cache_max: Option<String>,
+    pub ca: Option<String>,
+    pub audience: Option<String>,
+    pub issuer: Option<String>,
+}
+
+/// A short-lived JWT the gateway signs for each authenticated request, so upstreams can
+/// verify who called without talking to the identity provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamToken {
+    /// `ES256` (default) or `EdDSA`.
+    pub algorithm: Option<String>,
+    /// PKCS#8 PEM private key; generated at start when absent (then it changes on restart).
+    pub key: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub ttl: Option<String>,
+    /// Header carrying the token (default `x-portcullis-token`).
+    pub header: Option<String>,
+    /// Also serve the JWKS on this public path (it is always on the admin API).
+    pub public_jwks_path: Option<String>,
+}
+
+/// How callers of a route authenticate.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteAuth {
+    /// Anonymous access, stated explicitly.
+    #[serde(default)]
+    pub public: bool,
+    /// `api_key`, `basic`, `jwt:<provider>`, `introspection:<name>`, `mtls`; the first whose
+    /// credential is present decides.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Forward the client's own `Authorization` header (default: only for bearer tokens).
+    pub forward_authorization: Option<bool>,
+    /// Basic over plain HTTP sends passwords in the clear; refused unless set (logged loudly).
+    #[serde(default)]
+    pub allow_basic_over_plain_http: bool,
+    /// Attach the gateway-signed identity token (default true when `identity.upstream_token`
+    /// is configured).
+    pub upstream_token: Option<bool>,
 }
 
 /// One listening socket.
@@ -59,6 +190,18 @@ pub struct RawTls {
     /// `Strict-Transport-Security: max-age=N`; 0 turns the header off.
     pub hsts_max_age: Option<u64>,
     pub hsts_include_subdomains: Option<bool>,
+    /// Ask clients for certificates (mTLS).
+    pub client_auth: Option<RawClientAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientAuth {
+    /// PEM bundle of the CAs that issue client certificates.
+    pub ca: String,
+    /// Refuse the handshake without a certificate (default). When false, a certificate is
+    /// optional at the TLS layer and routes decide.
+    pub required: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +291,10 @@ pub struct RawRoute {
     #[serde(default)]
     pub response: RawResponsePolicy,
     pub cors: Option<RawCors>,
+    /// Required: `auth: { public: true }` or the methods callers may use.
+    pub auth: Option<RawRouteAuth>,
+    /// Scopes, roles, claims, MFA, object ownership and CEL rules.
+    pub authorize: Option<portcullis_policy::AuthzConfig>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -161,6 +308,8 @@ pub struct RawMatch {
     /// Methods this route is chosen for; empty means any.
     #[serde(default)]
     pub methods: Vec<String>,
+    /// `/users/{user_id}/orders/{order_id}`: names path parameters for authorization rules.
+    pub path_template: Option<String>,
 }
 
 /// Route settings shared by every route unless it sets its own.

@@ -21,7 +21,7 @@
 //! | `alg_not_allowed` | `alg` `none` in any case (`none`, `None`, `NONE`, `nOnE`…); an `alg` not in the provider's list (exact, case-sensitive); a `kid` naming a key whose type cannot do this `alg` | `none` disables the signature; the provider, not the token, picks algorithms. HS* is only configurable with an HMAC secret and then alone, and a key's *type* decides what it verifies (RSA: RS*/PS*; P-256: ES256; P-384: ES384; Ed25519: EdDSA; HMAC: HS*), so an RS256 provider can never be fooled into an HMAC check keyed with its public key (the RS256→HS256 confusion attack) |
 //! | `embedded_key` | header `jwk`, `jku`, `x5u` or `x5c` present | a token must not choose the key that verifies it (CVE-2018-0114); `jku`/`x5u` would also make the gateway fetch attacker URLs (SSRF). They are never dereferenced |
 //! | `unknown_crit` | any `crit` header | RFC 7515 §4.1.11: extensions we do not implement (we implement none, not even `b64`) must cause rejection |
-//! | `unknown_kid` | no key with this `kid` (after at most one rate-limited JWKS refetch); no `kid` and not exactly one key usable for the `alg` | `kid` is an opaque map key, compared for equality and never used as a path, URL or query: `../../../../dev/null` or `' OR '1'='1` simply match nothing |
+//! | `unknown_kid` | no key with this `kid` (after at most one rate-limited JWKS refetch); no `kid` and not exactly one key usable for the `alg` | `kid` is an opaque map key, compared for equality and never used as a path, URL or query: `../../../../dev/null` or `' OR '1'='1` simply match nothing. At most one key is ever tried per token (trying them all would multiply the signature work an attacker can cause); the only fallback is a set with exactly one kid-less key usable for the `alg`, which also serves tokens whose `kid` names nothing (a configured key often omits the IdP's `kid`). HMAC providers ignore `kid`: there is one secret |
 //! | `invalid_signature` | signature does not verify (tampered header or payload, wrong key, empty or truncated signature, ECDSA with r = 0 or s = 0 — the "psychic signature" CVE-2022-21449, which aws-lc rejects) | |
 //! | `invalid_claim_type` | `exp`/`nbf`/`iat` not JSON numbers (a string `"exp":"9999999999"` is refused, never coerced); `iss`/`sub`/`jti` not strings; `aud` not a string or array of strings; `scope` not a string; `scp` not a string or array of strings | claims are read from the raw JSON, so no deserializer leniency can turn a string into a date |
 //! | `missing_claim` | no `exp`, `iss`, `aud` or `sub` (or an empty `sub`); a configured required claim absent or `null` | a token that never expires, or names nobody, is not a bearer credential we accept |
@@ -338,6 +338,9 @@ impl JwtVerifier {
             return Err(Rejection::InvalidSignature);
         }
 
+        // Read the clock again: the key lookup may have waited (up to the 2 s fetch timeout)
+        // for a JWKS fetch.
+        let now = self.now();
         let validated = claims::validate(parsed.claims, &inner.policy, now)?;
         let identity = validated.identity.clone();
         inner.cache.insert(

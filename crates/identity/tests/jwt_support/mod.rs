@@ -245,6 +245,11 @@ pub struct JwksServer {
 
 impl JwksServer {
     pub async fn start(keys: Vec<Value>) -> Self {
+        Self::start_with_tls(keys, None).await
+    }
+
+    /// With `tls`, the server speaks HTTPS (see [`JwksServer::url_https`]).
+    pub async fn start_with_tls(keys: Vec<Value>, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(ServerState {
@@ -261,10 +266,21 @@ impl JwksServer {
                 };
                 let st = Arc::clone(&st);
                 let service = hyper::service::service_fn(move |req| respond(Arc::clone(&st), req));
+                let tls = tls.clone();
                 let task = tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => {
+                            // A failed handshake (client distrusts our certificate) just ends
+                            // the connection, as it would on a real server.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                    }
                 });
                 conns.lock().unwrap().push(task);
             }
@@ -275,6 +291,14 @@ impl JwksServer {
             accept,
             connections,
         }
+    }
+
+    /// The HTTPS URL, by the name the test certificate is issued for.
+    pub fn url_https(&self) -> String {
+        format!(
+            "https://localhost:{}/.well-known/jwks.json",
+            self.addr.port()
+        )
     }
 
     pub fn url(&self) -> String {
