@@ -1,6 +1,6 @@
 //! The admin API: a separate listener (loopback by default) for health, metrics, the active
-//! config and reloads. Everything but the health probes needs the bearer token, compared in
-//! constant time.
+//! config, reloads and the upstream-token JWKS. Everything but the health probes and the
+//! (public) JWKS needs the bearer token, compared in constant time.
 
 use std::sync::Arc;
 
@@ -33,6 +33,9 @@ pub fn router(gw: Arc<Gateway>, token: Secret) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        // The upstream-token public keys are public information (upstreams fetch them to
+        // verify `x-portcullis-token`), so they are served without the admin token.
+        .route("/jwks", get(jwks))
         .merge(protected)
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "Not Found") })
         .with_state(state)
@@ -103,6 +106,19 @@ async fn ready(State(state): State<AdminState>) -> Response {
         "routes": snap.config.routes.len(),
     });
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// The JWKS of the gateway-signed upstream identity token; 404 when none is configured.
+async fn jwks(State(state): State<AdminState>) -> Response {
+    let snap = state.gw.snapshot();
+    match snap.identity.upstream_jwks() {
+        Some(jwks) => (
+            [(header::CONTENT_TYPE, "application/jwk-set+json")],
+            jwks.to_string(),
+        )
+            .into_response(),
+        None => problem(StatusCode::NOT_FOUND, "Not Found"),
+    }
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {

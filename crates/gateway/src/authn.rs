@@ -446,11 +446,9 @@ pub fn authorize(
             // The path does not fit the template: a parameter was empty, `..`, or an encoded
             // separator. No object can be named that way; deny as "not found".
             None => {
-                return Err(Rejection::new(
-                    StatusCode::NOT_FOUND,
-                    "not_owner",
-                    "Not Found",
-                ));
+                let mut rej = Rejection::new(StatusCode::NOT_FOUND, "not_found", "Not Found");
+                rej.event_reason = Some("not_owner");
+                return Err(rej);
             }
         },
         None => BTreeMap::new(),
@@ -491,7 +489,15 @@ pub fn authorize(
         } => {
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
             let title = code.canonical_reason().unwrap_or("Forbidden");
-            let mut rej = Rejection::new(code, reason, title);
+            // A 404 exists to hide the object: its problem type must be the plain
+            // `not_found`, never a reason that admits the object is there.
+            let public = if code == StatusCode::NOT_FOUND {
+                "not_found"
+            } else {
+                reason
+            };
+            let mut rej = Rejection::new(code, public, title);
+            rej.event_reason = Some(reason);
             rej.rule = Some(rule.clone());
             if let Some(v) = decision
                 .www_authenticate()

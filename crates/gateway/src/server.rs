@@ -167,7 +167,19 @@ fn redactor(cfg: &Config) -> Redactor {
     }
     params.sort();
     params.dedup();
-    Redactor::new(&cfg.events.redact_headers, &params)
+    // Headers that carry credentials the gateway itself accepts are secret by construction:
+    // an operator should not have to remember to list them.
+    let mut headers = cfg.events.redact_headers.clone();
+    headers.push("x-api-key".into());
+    if let Some(k) = &cfg.identity.api_keys {
+        headers.extend(k.headers.iter().cloned());
+    }
+    if let Some(t) = &cfg.identity.upstream_token {
+        headers.push(t.header.clone());
+    }
+    headers.sort();
+    headers.dedup();
+    Redactor::new(&headers, &params)
 }
 
 /// A started gateway: its bound addresses and a handle to stop it.

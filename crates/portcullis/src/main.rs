@@ -42,8 +42,29 @@ enum Command {
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
     },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a fresh random API key and the config entry that stores only its hash.
+    New {
+        /// Key id recorded in events (never the key itself).
+        #[arg(long, default_value = "key-1")]
+        id: String,
+        /// Principal the key stands for.
+        #[arg(long, default_value = "service")]
+        principal: String,
+        /// Scopes granted to the key.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +78,24 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => Ok(check(&config)),
+        Command::Keys {
+            command:
+                KeysCommand::New {
+                    id,
+                    principal,
+                    scopes,
+                },
+        } => {
+            let (key, hash) = portcullis_identity::apikey::generate_key();
+            println!("key (give this to the client; it is not stored anywhere): {key}");
+            println!();
+            println!("config entry for identity.api_keys.keys:");
+            println!("  - id: {id}");
+            println!("    hash: {hash}");
+            println!("    principal: {principal}");
+            println!("    scopes: [{}]", scopes.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
         Command::Demo { port, admin_port } => {
             runtime().and_then(|rt| rt.block_on(demo::run(port, admin_port)))

@@ -74,6 +74,10 @@ async fn handle(
                 "<h1>Internal Server Error</h1><pre>Traceback (most recent call last):\n  File \"/srv/app/views.py\", line 42, in crash\n    db.execute(\"SELECT * FROM users WHERE id=%s\" % uid)\npsycopg2.errors.SyntaxError: syntax error at or near \"'\"\n  DATABASE_URL=postgres://app:s3cr3t@10.0.3.7/app</pre>".into(),
             ));
         }
+        (Method::GET, ["api", "users", user, "profile"]) => (
+            StatusCode::OK,
+            json!({"user": user, "email": format!("{user}@example.com"), "plan": "gold"}),
+        ),
         (Method::GET, ["api", "items"]) => {
             let items: Vec<Value> = store
                 .lock()

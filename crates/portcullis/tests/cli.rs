@@ -322,10 +322,15 @@ fn tiny_upstream() -> (u16, mpsc::Receiver<String>) {
 }
 
 /// Send one request and read the whole response (the request asks the server to close).
-fn http_get<S: Read + Write>(mut stream: S, host: &str, path: &str) -> String {
+fn http_get<S: Read + Write>(stream: S, host: &str, path: &str) -> String {
+    http_get_with(stream, host, path, "")
+}
+
+/// GET with extra header lines (each ending in `\r\n`).
+fn http_get_with<S: Read + Write>(mut stream: S, host: &str, path: &str, extra: &str) -> String {
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nhost: {host}\r\nuser-agent: cli-test\r\nconnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nuser-agent: cli-test\r\n{extra}connection: close\r\n\r\n"
     )
     .unwrap();
     stream.flush().unwrap();
@@ -575,18 +580,33 @@ fn demo_starts_prints_curl_lines_and_serves_the_first_one() {
         "self-signed: the line needs -k: {first}"
     );
 
-    // Run it: TLS to the gateway with SNI localhost.
-    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let conn = rustls::ClientConnection::new(
-        accept_any_tls_client(),
-        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-    )
-    .unwrap();
-    let response = http_get(
-        rustls::StreamOwned::new(conn, tcp),
+    // Run it: TLS to the gateway with SNI localhost. Without credentials: 401.
+    let tls = || {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let conn = rustls::ClientConnection::new(
+            accept_any_tls_client(),
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        rustls::StreamOwned::new(conn, tcp)
+    };
+    let response = http_get(tls(), &format!("localhost:{port}"), "/api/items");
+    assert!(
+        response.starts_with("HTTP/1.1 401"),
+        "response:\n{response}"
+    );
+    // With the API key the banner printed: the sample API's items.
+    let key = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("KEY="))
+        .expect("the banner prints KEY=...")
+        .to_string();
+    let response = http_get_with(
+        tls(),
         &format!("localhost:{port}"),
         "/api/items",
+        &format!("x-api-key: {key}\r\n"),
     );
     assert!(
         response.starts_with("HTTP/1.1 200"),
@@ -618,4 +638,49 @@ fn demo_starts_prints_curl_lines_and_serves_the_first_one() {
         "the demo writes ./portcullis-events.jsonl"
     );
     assert_eq!(lifecycle(&events, "stop").len(), 1);
+}
+
+#[test]
+fn keys_new_prints_a_key_whose_hash_line_authenticates_it() {
+    let out = portcullis(&[
+        "keys",
+        "new",
+        "--id",
+        "k9",
+        "--principal",
+        "svc",
+        "--scopes",
+        "a,b",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let key = stdout
+        .lines()
+        .find_map(|l| l.split("it is not stored anywhere): ").nth(1))
+        .expect("key line")
+        .trim()
+        .to_string();
+    let hash = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("hash: "))
+        .expect("hash line")
+        .to_string();
+    assert!(hash.starts_with("sha256:"));
+    assert!(
+        !stdout.contains(&format!("hash: {key}")),
+        "the hash line never holds the key"
+    );
+    let store =
+        portcullis_identity::apikey::ApiKeyStore::new([portcullis_identity::apikey::ApiKeyEntry {
+            id: "k9".into(),
+            hash,
+            principal: "svc".into(),
+            scopes: vec!["a".into(), "b".into()],
+            tier: None,
+            expires: None,
+        }])
+        .unwrap();
+    let identity = store.authenticate(&key).unwrap();
+    assert_eq!(identity.principal, "svc");
+    assert!(store.authenticate("pk_wrong").is_err());
 }
