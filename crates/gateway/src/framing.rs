@@ -61,6 +61,8 @@ pub const SYNTHETIC_REQUEST: &[u8] = b"GET /.portcullis/framing-error HTTP/1.1\r
 
 /// How much is read from the client at a time. Bodies stream through a buffer of this size.
 const READ_CHUNK: usize = 8 * 1024;
+/// Size of the stack buffer an idle connection's next read probes with.
+const PROBE: usize = 2 * 1024;
 
 /// Bytes read and dropped after the last request that will ever be handed on (after the
 /// placeholder, or after a closing request) before the reader stops reading altogether.
@@ -506,6 +508,11 @@ impl Parser {
 
     fn is_closed(&self) -> bool {
         self.state == St::AfterClose
+    }
+
+    /// Between two requests, with nothing of the next one seen yet.
+    fn between_messages(&self) -> bool {
+        self.state == St::LineStart && !self.cr
     }
 
     /// Validate `buf[*pos..]`, moving `*pos` past what was consumed and `*out_end` past what
@@ -1258,6 +1265,13 @@ impl Core {
             self.pos = 0;
             self.out_start = 0;
             self.out_end = 0;
+            if self.phase == Phase::Active && self.parser.between_messages() {
+                // An idle keep-alive connection holds no buffer: the next read probes into
+                // a small stack buffer first (see `poll_read`). Ten thousand idle clients
+                // then cost ten thousand small tasks, not 80 MB of empty buffers.
+                self.buf = Vec::new();
+                return;
+            }
         } else if self.buf.len() - self.filled < READ_CHUNK {
             // Move the held head to the front only when short of room: a head arriving a
             // byte at a time must not be copied once per byte.
@@ -1294,7 +1308,7 @@ impl<S> StrictH1<S> {
             core: Core {
                 parser: Parser::new(limits),
                 signal,
-                buf: vec![0; READ_CHUNK],
+                buf: Vec::new(),
                 filled: 0,
                 pos: 0,
                 out_start: 0,
@@ -1349,6 +1363,28 @@ impl<S: AsyncRead> AsyncRead for StrictH1<S> {
             }
 
             core.prepare_read();
+            if core.buf.is_empty() {
+                // Idle between requests: wait for the next one without a heap buffer.
+                let mut probe = [0u8; PROBE];
+                let mut rb = ReadBuf::new(&mut probe);
+                match this.inner.as_mut().poll_read(cx, &mut rb) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => {
+                        let got = rb.filled();
+                        if got.is_empty() {
+                            core.phase = Phase::Eof;
+                            continue;
+                        }
+                        core.buf = vec![0; READ_CHUNK.max(got.len())];
+                        if let Some(dst) = core.buf.get_mut(..got.len()) {
+                            dst.copy_from_slice(got);
+                        }
+                        core.filled = got.len();
+                        continue;
+                    }
+                }
+            }
             let filled = core.filled;
             let Some(space) = core.buf.get_mut(filled..) else {
                 return Poll::Ready(Err(io::Error::other("framing buffer invariant broken")));

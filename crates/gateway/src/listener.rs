@@ -134,6 +134,12 @@ async fn serve_connection(
 
     match &state.tls {
         None => {
+            // Until its first byte arrives, a connection is only this small wait: hyper's
+            // buffers and the connection state come into being when there is a request.
+            match tokio::time::timeout(limits.idle_timeout, counted.inner.readable()).await {
+                Ok(Ok(())) => {}
+                _ => return Ok(()),
+            }
             let io = StrictH1::new(counted, framing_limits, framing);
             serve_http1(io, Arc::new(info), state, &limits, shutdown).await
         }

@@ -39,7 +39,13 @@ pub fn check_path(path: &str) -> Result<(), Rejection> {
         || ["%2f", "%5c", "%2e", "%00"]
             .iter()
             .any(|p| lower.contains(p))
-        || path.split('/').any(|seg| seg == "." || seg == "..");
+        // Fix: `..;x` / `.;x` passed, but servlet containers (Tomcat, Jetty) drop `;params`
+        // before normalising, so `/public/..;/admin` reached a protected path through a
+        // public route. The part of a segment before `;` is judged as the step it may become.
+        || path.split('/').any(|seg| {
+            let step = seg.split(';').next().unwrap_or(seg);
+            step == "." || step == ".."
+        });
     if ambiguous {
         return Err(Rejection::bad_request(
             "ambiguous_path",
