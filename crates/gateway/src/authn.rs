@@ -295,6 +295,21 @@ pub async fn authenticate(
         return Ok(None);
     }
     let headers = &parts.headers;
+    // Fix: only the first `Authorization` header was verified, yet every one was forwarded,
+    // so `Bearer <valid>` followed by `Bearer <forged alg:none token>` reached the upstream
+    // with an unverified credential that a last-value-wins framework would read. The header
+    // is not a list (RFC 9110 §11.6.2); two of them are refused, as RFC 6750 §3.1 asks.
+    if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
+        let mut rej = Rejection::bad_request(
+            "invalid_request",
+            "the request carries more than one Authorization header",
+        );
+        rej.event_reason = Some("multiple_authorization_headers");
+        return Err(rej.header(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"portcullis\", error=\"invalid_request\""),
+        ));
+    }
     let token = bearer(headers);
     let mut used: Option<(Scheme, Result<Identity, AuthError>)> = None;
     for (i, method) in auth.methods.iter().enumerate() {
@@ -585,6 +600,12 @@ pub fn upstream_identity_headers(
         .collect();
     for name in spoofable.iter().chain(rt.strip.iter()) {
         headers.remove(name);
+    }
+    // Fix: a custom `upstream_token.header` (not `x-portcullis-*`) reached the upstream as
+    // the client sent it on public routes and routes without the token, so a replayed
+    // gateway token passed for the gateway's word. The header is the gateway's alone.
+    if let Some((_, header)) = &rt.signer {
+        headers.remove(header);
     }
     let Some(identity) = identity else {
         return;

@@ -230,10 +230,21 @@ mod tests {
             "/a\\b",
             "/a/%00",
             "/..",
+            "/a/..;/b",
+            "/a/.;x=1/b",
         ] {
             assert!(check_path(p).is_err(), "{p}");
         }
-        for p in ["/", "/a/b", "/a/b.json", "/a/..b", "/a/b..", "/v1.2/x"] {
+        for p in [
+            "/",
+            "/a/b",
+            "/a/b.json",
+            "/a/..b",
+            "/a/b..",
+            "/v1.2/x",
+            "/a;b/c",
+            "/a/...;x",
+        ] {
             assert!(check_path(p).is_ok(), "{p}");
         }
     }
