@@ -53,8 +53,20 @@ pub struct Emitter {
     inner: Arc<Inner>,
 }
 
+/// How long the writer sleeps when its queue is empty.
+const WRITER_POLL: Duration = Duration::from_millis(5);
+
 struct Inner {
     tx: SyncSender<Message>,
+    /// The writer thread, unparked only when the queue fills past half or at shutdown: it
+    /// otherwise polls on its own schedule, so emitting costs no cross-thread wake-up (a
+    /// futex call and a context switch per request would double the gateway's CPU cost).
+    writer_thread: thread::Thread,
+    /// Messages queued and not yet taken by the writer (approximate, for the unpark rule).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    wake_at: usize,
+    /// No sinks: events are counted and discarded without touching the queue.
+    has_sinks: bool,
     /// Swapped wholesale on config reload; readers clone the `Arc` and drop
     /// the lock at once, so a reload never waits for redaction work.
     redactor: RwLock<Arc<Redactor>>,
@@ -110,8 +122,11 @@ impl Emitter {
         let (tx, rx) = mpsc::sync_channel(cfg.queue_capacity);
         let (finished_tx, finished) = mpsc::channel::<()>();
         let counters = Arc::new(Counters::default());
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let has_sinks = !sinks.is_empty();
         let writer = WriterLoop {
             rx,
+            queued: Arc::clone(&queued),
             sinks,
             counters: Arc::clone(&counters),
             error_log: RateLimit::per_second(),
@@ -123,9 +138,14 @@ impl Emitter {
             .spawn(move || writer.run())
             .map_err(EventsError::SpawnWriter)?;
 
+        let writer_thread = thread.thread().clone();
         Ok(Emitter {
             inner: Arc::new(Inner {
                 tx,
+                writer_thread,
+                queued,
+                wake_at: (cfg.queue_capacity / 2).max(1),
+                has_sinks,
                 redactor: RwLock::new(Arc::new(redactor)),
                 counters,
                 closed: AtomicBool::new(false),
@@ -141,6 +161,11 @@ impl Emitter {
     pub fn emit(&self, mut ev: HttpActivity) {
         if self.inner.closed.load(Ordering::Acquire) {
             self.record_drop();
+            return;
+        }
+        if !self.inner.has_sinks {
+            // Nowhere to write: count it like a written event and skip the queue.
+            self.inner.counters.emitted.fetch_add(1, Ordering::Relaxed);
             return;
         }
         self.current_redactor().redact(&mut ev);
@@ -231,6 +256,7 @@ impl Emitter {
             }
         }
 
+        self.inner.writer_thread.unpark();
         let remaining = deadline.saturating_sub(started.elapsed());
         match writer.finished.recv_timeout(remaining) {
             Err(RecvTimeoutError::Disconnected) => {
@@ -263,6 +289,12 @@ impl Emitter {
         match self.inner.tx.try_send(msg) {
             Ok(()) => {
                 self.inner.counters.emitted.fetch_add(1, Ordering::Relaxed);
+                let queued = self.inner.queued.fetch_add(1, Ordering::Relaxed) + 1;
+                if queued == self.inner.wake_at {
+                    // A burst is filling the queue faster than the writer's polling drains
+                    // it: wake it now rather than drop events.
+                    self.inner.writer_thread.unpark();
+                }
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.record_drop(),
         }
@@ -293,6 +325,7 @@ impl fmt::Debug for Emitter {
 /// no locking.
 struct WriterLoop {
     rx: Receiver<Message>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     sinks: Vec<Sink>,
     counters: Arc<Counters>,
     error_log: RateLimit,
@@ -304,13 +337,22 @@ struct WriterLoop {
 
 impl WriterLoop {
     fn run(mut self) {
-        // `recv` fails once every `Emitter` is gone and the queue is empty,
-        // so dropping all handles also ends the thread after a final drain.
-        while let Ok(first) = self.rx.recv() {
-            let keep_running = self.write_burst(first);
-            self.flush_all();
-            if !keep_running {
-                return;
+        // The writer polls instead of blocking in `recv`: a receiver blocked in `recv` makes
+        // every `try_send` wake it (a futex call and a context switch per event). Polling
+        // every few milliseconds batches a busy gateway's events into few wake-ups and
+        // keeps a quiet gateway's file current within milliseconds.
+        loop {
+            match self.rx.try_recv() {
+                Ok(first) => {
+                    let keep_running = self.write_burst(first);
+                    self.flush_all();
+                    if !keep_running {
+                        return;
+                    }
+                }
+                // Every `Emitter` is gone and the queue is empty.
+                Err(mpsc::TryRecvError::Disconnected) => break,
+                Err(mpsc::TryRecvError::Empty) => thread::park_timeout(WRITER_POLL),
             }
         }
         self.flush_all();
@@ -329,6 +371,7 @@ impl WriterLoop {
                 return false;
             }
             self.write(&msg);
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             match self.rx.try_recv() {
                 Ok(next) => msg = next,
                 Err(_) => return true,

@@ -95,7 +95,12 @@ pub async fn forward(
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
-        *req.headers_mut() = headers.clone();
+        // Only a retry needs the headers again: move them into the first attempt otherwise.
+        *req.headers_mut() = if retryable && exclude.is_none() && pool.targets.len() > 1 {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
         let host = if pool.config.preserve_host {
             settings.host
         } else {
