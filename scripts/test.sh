@@ -9,6 +9,8 @@ need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # htpasswd: the Basic-auth suite also verifies an entry made by the real tool at test time.
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+# A real redis-server: the shared rate-limit and block-list suites start their own.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "installing: ${need[*]}"

@@ -29,6 +29,8 @@ pub fn router(gw: Arc<Gateway>, token: Secret) -> Router {
         .route("/metrics", get(metrics))
         .route("/config", get(config))
         .route("/reload", post(reload))
+        .route("/blocks", get(list_blocks).post(add_block))
+        .route("/blocks/{*key}", axum::routing::delete(remove_block))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -164,5 +166,90 @@ async fn reload(State(state): State<AdminState>) -> Response {
             })),
         )
             .into_response(),
+    }
+}
+
+/// `ip:1.2.3.4`, `cidr:10.0.0.0/8`, `principal:alice` or `key:<api key id>`; checked so a
+/// typo cannot silently block nothing.
+fn valid_block_key(key: &str) -> bool {
+    match key.split_once(':') {
+        Some(("ip", ip)) => ip.parse::<std::net::IpAddr>().is_ok(),
+        Some(("cidr", net)) => net.parse::<ipnet::IpNet>().is_ok(),
+        Some(("principal" | "key", id)) => {
+            !id.is_empty() && id.len() <= 256 && !id.chars().any(char::is_control)
+        }
+        _ => false,
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBlock {
+    key: String,
+    /// `30s`, `5m`, `1h`, `1d`.
+    ttl: String,
+}
+
+async fn list_blocks(State(state): State<AdminState>) -> Response {
+    let snap = state.gw.snapshot();
+    let blocks: Vec<serde_json::Value> = snap
+        .protection
+        .limiter
+        .list_blocks()
+        .await
+        .into_iter()
+        .map(|(key, left)| serde_json::json!({ "key": key, "expires_in_seconds": left.as_secs() }))
+        .collect();
+    axum::Json(serde_json::json!({ "blocks": blocks })).into_response()
+}
+
+async fn add_block(State(state): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<NewBlock>(&body) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "expected {\"key\": \"ip:1.2.3.4\", \"ttl\": \"10m\"}",
+        );
+    };
+    if !valid_block_key(&req.key) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "key must be ip:<address>, cidr:<range>, principal:<id> or key:<api key id>",
+        );
+    }
+    let Ok(ttl) = crate::config::units::parse_duration(&req.ttl) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "ttl must be a duration such as 10m",
+        );
+    };
+    let snap = state.gw.snapshot();
+    match snap.protection.limiter.block(&req.key, ttl).await {
+        Ok(()) => (
+            StatusCode::CREATED,
+            axum::Json(serde_json::json!({ "key": req.key, "expires_in_seconds": ttl.as_secs() })),
+        )
+            .into_response(),
+        // The block holds on this instance; it could not be shared.
+        Err(e) => (
+            StatusCode::ACCEPTED,
+            axum::Json(
+                serde_json::json!({ "key": req.key, "shared": false, "error": e.to_string() }),
+            ),
+        )
+            .into_response(),
+    }
+}
+
+async fn remove_block(
+    State(state): State<AdminState>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> Response {
+    let snap = state.gw.snapshot();
+    match snap.protection.limiter.unblock(&key).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("could not remove the block: {e}"),
+        ),
     }
 }

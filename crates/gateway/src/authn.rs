@@ -271,6 +271,14 @@ fn basic_header(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("basic").then_some(v)
 }
 
+/// The user name of a Basic credential, for brute-force counting (never the password).
+pub fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let value = basic_header(headers)?;
+    portcullis_identity::basic::parse_basic_header(value)
+        .ok()
+        .map(|c| c.user)
+}
+
 fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
 }

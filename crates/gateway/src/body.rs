@@ -85,16 +85,29 @@ pin_project_lite::pin_project! {
         deadline: Sleep,
         limit: u64,
         state: Arc<BodyState>,
+        started: std::time::Instant,
+        min_rate: u64,
     }
 }
 
+/// A body gets this long before its average rate is judged.
+const MIN_RATE_GRACE: Duration = Duration::from_secs(5);
+
 impl RequestBody {
-    pub fn new(inner: Incoming, limit: u64, timeout: Duration, state: Arc<BodyState>) -> Self {
+    pub fn new(
+        inner: Incoming,
+        limit: u64,
+        timeout: Duration,
+        min_rate: u64,
+        state: Arc<BodyState>,
+    ) -> Self {
         RequestBody {
             inner,
             deadline: tokio::time::sleep(timeout),
             limit,
             state,
+            started: std::time::Instant::now(),
+            min_rate,
         }
     }
 }
@@ -127,6 +140,18 @@ impl HttpBody for RequestBody {
                         this.state.fail(BodyFailure::TooLarge);
                         return Poll::Ready(Some(Err(
                             RequestBodyError(BodyFailure::TooLarge).into()
+                        )));
+                    } // A body trickled byte by byte ties up a connection and an upstream
+                    // request for the whole body timeout; after a grace period its average
+                    // rate must keep up.
+                    let elapsed = this.started.elapsed();
+                    if *this.min_rate > 0
+                        && elapsed > MIN_RATE_GRACE
+                        && (total as f64) < (*this.min_rate as f64) * elapsed.as_secs_f64()
+                    {
+                        this.state.fail(BodyFailure::Timeout);
+                        return Poll::Ready(Some(Err(
+                            RequestBodyError(BodyFailure::Timeout).into()
                         )));
                     }
                 }

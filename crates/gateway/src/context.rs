@@ -86,6 +86,8 @@ pub struct RequestContext {
     pub authenticated: bool,
     /// The verified caller, once the authenticate stage has run.
     pub identity: Option<portcullis_identity::Identity>,
+    /// `RateLimit-Policy` / `RateLimit` values for an allowed response, when the route sends them.
+    pub rate_headers: Option<(String, String)>,
     pub body: Arc<crate::body::BodyState>,
 }
 
@@ -100,6 +102,8 @@ pub struct EventGuard {
     metrics: Arc<Metrics>,
     conn: Arc<ConnActivity>,
     completed: bool,
+    /// Held until the response is done: the route's in-flight slot.
+    in_flight: Option<crate::protect::InFlightPermit>,
 }
 
 impl EventGuard {
@@ -119,6 +123,7 @@ impl EventGuard {
             metrics,
             conn,
             completed: false,
+            in_flight: None,
         }
     }
 
@@ -173,6 +178,11 @@ impl EventGuard {
             });
         }
         self.completed = true;
+    }
+
+    /// Keep the route's in-flight slot until the response has been sent.
+    pub fn hold(&mut self, permit: crate::protect::InFlightPermit) {
+        self.in_flight = Some(permit);
     }
 
     /// The response body was delivered completely.

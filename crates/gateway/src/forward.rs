@@ -19,6 +19,7 @@ use crate::snapshot::Route;
 pub struct ForwardSettings<'a> {
     pub trusted_proxies: &'a [ipnet::IpNet],
     pub body_timeout: Duration,
+    pub min_body_rate: u64,
     pub host: &'a str,
     pub identity: &'a crate::authn::IdentityRuntime,
 }
@@ -69,6 +70,7 @@ pub async fn forward(
             body,
             route.config.request.max_body,
             settings.body_timeout,
+            settings.min_body_rate,
             ctx.body.clone(),
         )
         .boxed_unsync()

@@ -17,6 +17,7 @@
 //! | [`forward`], [`upstream`], [`forwarding`] | upstream pools and proxy headers |
 //! | [`respond`] | response filters, security headers, CORS |
 //! | [`problem`] | every refusal as RFC 9457 problem+json |
+//! | [`protect`] | allow/deny lists, block list, rate limits, brute force, load shedding |
 //! | [`context`], [`body`] | per-request state and the event guard; metered bodies |
 //! | [`admin`], [`metrics`] | the admin API and Prometheus metrics |
 
@@ -36,6 +37,7 @@ pub mod listener;
 pub mod metrics;
 pub mod pipeline;
 pub mod problem;
+pub mod protect;
 pub mod respond;
 pub mod restrict;
 pub mod server;

@@ -32,6 +32,7 @@ pub struct ListenerState {
     /// One permit per open connection; also tells shutdown when the last one has closed.
     permits: Arc<Semaphore>,
     max_connections: usize,
+    per_ip: Arc<crate::protect::PerIpConnections>,
 }
 
 impl ListenerState {
@@ -53,6 +54,7 @@ impl ListenerState {
             redirect_https_port: cfg.redirect_https_port,
             permits: Arc::new(Semaphore::new(max_connections)),
             max_connections,
+            per_ip: Arc::default(),
         })
     }
 }
@@ -83,10 +85,36 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        // Per-client limits at accept: the static deny list and the per-IP connection cap
+        // cost nothing but a lookup, so a refused client never reaches TLS or HTTP.
+        let snap = state.gw.snapshot();
+        let peer_ip = peer.ip();
+        if !snap.protection.ip_allowed(peer_ip) {
+            state.gw.metrics.connection_refused();
+            continue;
+        }
+        let Some(ip_permit) = state
+            .per_ip
+            .try_acquire(peer_ip, snap.config.limits.max_connections_per_ip)
+        else {
+            state.gw.metrics.connection_refused();
+            continue;
+        };
+        drop(snap);
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _ip_permit = ip_permit;
+            // Blocked addresses whose block says "close" are dropped before any byte is read.
+            let snap = state.gw.snapshot();
+            if snap.protection.close_blocked_ips()
+                && snap.protection.ip_block(peer_ip).await.is_some()
+            {
+                state.gw.metrics.connection_refused();
+                return;
+            }
+            drop(snap);
             state.gw.metrics.connection_opened();
             if let Err(e) = serve_connection(stream, peer, &state, shutdown).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

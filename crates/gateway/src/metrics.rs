@@ -23,6 +23,7 @@ pub struct Metrics {
     events_emitted: Gauge<u64, AtomicU64>,
     connections: Gauge,
     connections_refused: Counter,
+    protection: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -88,7 +89,14 @@ impl Metrics {
             "Connections closed at accept because the connection limit was reached",
             connections_refused.clone(),
         );
+        let protection = Family::<Labels, Counter>::default();
+        registry.register(
+            "protection_actions",
+            "Rate-limit refusals, blocks and limit-store fail-mode switches",
+            protection.clone(),
+        );
         Metrics {
+            protection,
             registry,
             requests,
             latency,
@@ -137,6 +145,17 @@ impl Metrics {
         self.reloads
             .get_or_create(&vec![("result", result.to_string())])
             .inc();
+    }
+
+    /// A request refused by a protection stage (`rate_limited`, `blocked`, `overloaded`, …).
+    pub fn protection_action(&self, action: &str) {
+        self.protection
+            .get_or_create(&vec![("action", action.to_string())])
+            .inc();
+    }
+
+    pub fn store_transition(&self, kind: &str) {
+        self.protection_action(kind);
     }
 
     pub fn connection_opened(&self) {

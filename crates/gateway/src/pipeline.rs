@@ -24,7 +24,7 @@ use std::sync::Arc;
 use http::header::{HOST, LOCATION, ORIGIN, USER_AGENT};
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use portcullis_events::{Action, HttpActivity};
+use portcullis_events::{Action, HttpActivity, Severity};
 
 use crate::authn;
 use crate::body::{Body, ResponseBody, empty};
@@ -58,6 +58,7 @@ pub async fn handle(
         findings: Vec::new(),
         authenticated: false,
         identity: None,
+        rate_headers: None,
         body: Arc::default(),
     };
     let mut guard = EventGuard::new(
@@ -74,6 +75,12 @@ pub async fn handle(
     let (mut resp, denied) = match outcome {
         Ok(resp) => (resp, false),
         Err(rej) => {
+            if matches!(
+                rej.reason,
+                "rate_limited" | "blocked" | "overloaded" | "ip_denied" | "rate_limit_unavailable"
+            ) {
+                gw.metrics.protection_action(rej.reason);
+            }
             ctx.reason = Some(rej.event_reason.unwrap_or(rej.reason));
             if let Some(rule) = &rej.rule {
                 ctx.findings.push(portcullis_events::Finding {
@@ -136,6 +143,21 @@ async fn stages(
         return redirect_to_https(host, port, req.uri());
     }
 
+    // Access: static lists on the client address (the peer was checked at accept; behind a
+    // trusted proxy the client may differ), then the dynamic block list.
+    let protection = &snap.protection;
+    if !protection.ip_allowed(ctx.client_ip) {
+        return Err(Rejection::new(
+            StatusCode::FORBIDDEN,
+            "ip_denied",
+            "Forbidden",
+        ));
+    }
+    if let Some(left) = protection.ip_block(ctx.client_ip).await {
+        ctx.findings.push(finding("block", "ip", Severity::Medium));
+        return Err(crate::protect::blocked(left));
+    }
+
     // Request limits that hold whatever the route.
     let (parts, body) = req.into_parts();
     restrict::check_limits(&parts, &snap.config.limits)?;
@@ -174,13 +196,72 @@ async fn stages(
         return preflight;
     }
 
-    // Rate limit: issue #4 adds its stage here.
+    // Rate limit before authentication: protects the authentication path itself.
+    let limits = &route.config.rate_limits;
+    let mut hits = Vec::new();
+    let before = {
+        let subject = crate::protect::Subject {
+            ip: ctx.client_ip,
+            route: &route.name,
+            identity: None,
+        };
+        protection
+            .check(&limits.before_auth, None, &subject, &mut hits)
+            .await
+    };
+    note_limit_hits(ctx, &hits);
+    let mut decisions = before?;
 
-    // Authenticate.
+    // Authenticate. Failures feed brute-force protection; a success clears it.
     let identity =
-        authn::authenticate(&route.config.auth, &snap.identity, &parts, &ctx.conn).await?;
+        match authn::authenticate(&route.config.auth, &snap.identity, &parts, &ctx.conn).await {
+            Ok(identity) => identity,
+            Err(rej) => {
+                if rej.status == StatusCode::UNAUTHORIZED
+                    && rej.event_reason != Some("missing_credentials")
+                {
+                    let user = authn::basic_user(&parts.headers);
+                    if protection
+                        .auth_failed(ctx.client_ip, user.as_deref())
+                        .await
+                        .is_some()
+                    {
+                        ctx.findings
+                            .push(finding("brute_force", "blocked", Severity::High));
+                    }
+                }
+                return Err(rej);
+            }
+        };
+    if let Some(id) = &identity {
+        protection.auth_succeeded(ctx.client_ip, &id.principal);
+        if let Some(left) = protection.identity_block(id).await {
+            ctx.findings
+                .push(finding("block", "identity", Severity::Medium));
+            ctx.authenticated = true;
+            ctx.identity = identity;
+            return Err(crate::protect::blocked(left));
+        }
+    }
     ctx.authenticated = identity.is_some();
     ctx.identity = identity;
+
+    // Rate limit after authentication: per principal, per key, per tier.
+    if let Some(id) = &ctx.identity {
+        let subject = crate::protect::Subject {
+            ip: ctx.client_ip,
+            route: &route.name,
+            identity: Some(id),
+        };
+        let after = protection
+            .check(&limits.after_auth, id.tier.as_deref(), &subject, &mut hits)
+            .await;
+        note_limit_hits(ctx, &hits);
+        decisions.extend(after?);
+    }
+    if limits.headers {
+        ctx.rate_headers = portcullis_policy::ratelimit::combined_headers(&decisions);
+    }
 
     // Authorize.
     if let Some(identity) = &ctx.identity {
@@ -194,10 +275,26 @@ async fn stages(
     let body_follows = !hyper::body::Body::is_end_stream(&body);
     restrict::check_request(&parts, &route.config.request, body_follows)?;
 
+    // Load shedding: a route with `max_in_flight` answers 503 at once beyond it.
+    if let Some(max) = route.config.max_in_flight {
+        match route.in_flight.try_acquire(max) {
+            Some(permit) => guard.hold(permit),
+            None => {
+                return Err(Rejection::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "Service Unavailable",
+                )
+                .header(http::header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+        }
+    }
+
     // Forward.
     let settings = ForwardSettings {
         trusted_proxies: &snap.config.trusted_proxies,
         body_timeout: snap.config.limits.request_body_timeout,
+        min_body_rate: snap.config.limits.min_body_rate,
         host,
         identity: &snap.identity,
     };
@@ -206,6 +303,29 @@ async fn stages(
 
     // Response filters.
     respond::filter_upstream(&route.config.response, ctx, &method, upstream_resp)
+}
+
+fn finding(kind: &str, id: &str, severity: Severity) -> portcullis_events::Finding {
+    portcullis_events::Finding {
+        kind: kind.into(),
+        id: id.into(),
+        location: None,
+        detail: None,
+        severity,
+    }
+}
+
+/// Which limits refused the request, as findings (limit name and what it counts by).
+fn note_limit_hits(ctx: &mut RequestContext, hits: &[(String, &'static str)]) {
+    for (name, kind) in hits {
+        ctx.findings.push(portcullis_events::Finding {
+            kind: "rate_limit".into(),
+            id: name.clone(),
+            location: Some(format!("key.{kind}")),
+            detail: None,
+            severity: Severity::Low,
+        });
+    }
 }
 
 /// Path and host of [`crate::framing::SYNTHETIC_REQUEST`].

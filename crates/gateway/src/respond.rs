@@ -108,6 +108,15 @@ pub fn finish_headers(
     {
         headers.insert(REFERRER_POLICY, v);
     }
+    if let Some((policy_value, state)) = &ctx.rate_headers
+        && let (Ok(p), Ok(s)) = (
+            HeaderValue::from_str(policy_value),
+            HeaderValue::from_str(state),
+        )
+    {
+        headers.insert(crate::protect::RATELIMIT_POLICY, p);
+        headers.insert(crate::protect::RATELIMIT, s);
+    }
     if ctx.authenticated && policy.no_store_when_authenticated {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

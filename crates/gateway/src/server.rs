@@ -241,6 +241,7 @@ impl RunningGateway {
             ));
         }
         tasks.spawn(watch_config_file(gateway.clone(), shutdown_rx.clone()));
+        tasks.spawn(protection_upkeep(gateway.clone(), shutdown_rx.clone()));
         gateway.emitter.emit_lifecycle("start", "gateway started");
         Ok(RunningGateway {
             gateway,
@@ -295,6 +296,49 @@ async fn watch_config_file(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>
             }
             last = now;
             let _ = gw.reload().await;
+        }
+    }
+}
+
+/// Background upkeep of the protection state: evict idle rate-limit keys, refresh the CIDR
+/// entries of the block list, and turn the limit store's health changes into one lifecycle
+/// event each (degraded when Redis fails, recovered when it is back).
+async fn protection_upkeep(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+        ticks += 1;
+        let snap = gw.snapshot();
+        let limiter = &snap.protection.limiter;
+        while let Some(t) = limiter.take_transition() {
+            let (kind, message) = match t {
+                portcullis_policy::ratelimit::Transition::Degraded { reason } => (
+                    "rate_limit_degraded",
+                    format!("rate-limit store unavailable, applying the fail mode: {reason}"),
+                ),
+                portcullis_policy::ratelimit::Transition::Recovered { outage } => (
+                    "rate_limit_recovered",
+                    format!("rate-limit store back after {} ms", outage.as_millis()),
+                ),
+            };
+            tracing::warn!(%message, "rate limit store");
+            gw.metrics.store_transition(kind);
+            gw.emitter.emit_lifecycle(kind, &message);
+        }
+        if ticks.is_multiple_of(2) {
+            let cidrs: Vec<ipnet::IpNet> = limiter
+                .list_blocks()
+                .await
+                .into_iter()
+                .filter_map(|(key, _)| key.strip_prefix("cidr:").and_then(|c| c.parse().ok()))
+                .collect();
+            snap.protection.cidr_blocks.store(Arc::new(cidrs));
+        }
+        if ticks.is_multiple_of(10) {
+            limiter.evict_idle();
         }
     }
 }

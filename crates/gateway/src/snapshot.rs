@@ -19,6 +19,7 @@ pub struct Route {
     pub config: RouteConfig,
     pub pool: Arc<UpstreamPool>,
     pub authz: RouteAuthz,
+    pub in_flight: crate::protect::InFlight,
 }
 
 #[derive(Debug)]
@@ -29,6 +30,7 @@ pub struct Snapshot {
     routes: Vec<Arc<Route>>,
     pub pools: HashMap<String, Arc<UpstreamPool>>,
     pub identity: IdentityRuntime,
+    pub protection: crate::protect::Protection,
     pub generation: u64,
 }
 
@@ -55,6 +57,11 @@ impl Snapshot {
             pools.insert(name.clone(), pool);
         }
         let identity = IdentityRuntime::build(&config.identity, previous.map(|p| &p.identity))?;
+        let protection = crate::protect::Protection::build(
+            &config.rate_limit,
+            &config.access,
+            previous.map(|p| &p.protection),
+        )?;
         let mut routes: Vec<Arc<Route>> = Vec::new();
         for r in &config.routes {
             let Some(pool) = pools.get(&r.upstream) else {
@@ -65,6 +72,7 @@ impl Snapshot {
                 config: r.clone(),
                 pool: pool.clone(),
                 authz: RouteAuthz::compile(r)?,
+                in_flight: crate::protect::InFlight::default(),
             }));
         }
         routes.sort_by_key(|r| {
@@ -79,6 +87,7 @@ impl Snapshot {
             routes,
             pools,
             identity,
+            protection,
             generation,
         })
     }

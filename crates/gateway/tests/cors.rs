@@ -345,10 +345,10 @@ routes:
     let e = &errs.0[0];
     assert_eq!(e.field, "routes[1].cors.allow_origins[1]");
     assert_eq!(e.message, "`*` is not allowed: list each origin");
-    assert_eq!(e.line, 14, "{errs}");
+    assert_eq!(e.line, 18, "{errs}");
     let text = errs.to_string();
     assert!(
-        text.starts_with("cors.yaml:14:") && text.contains("routes[1].cors.allow_origins[1]: "),
+        text.starts_with("cors.yaml:18:") && text.contains("routes[1].cors.allow_origins[1]: "),
         "{text}"
     );
 }

@@ -17,6 +17,7 @@ mod decision;
 mod error;
 mod path;
 mod policy;
+pub mod ratelimit;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -10,6 +10,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use portcullis_gateway::{RunningGateway, config};
 
+/// A proxy allocates and frees many small buffers per request; mimalloc's thread-local free
+/// lists cost a fraction of glibc malloc's (measured in docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "portcullis",

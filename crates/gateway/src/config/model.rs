@@ -55,6 +55,69 @@ pub struct Config {
     pub events: EventsConfig,
     pub admin: Option<AdminConfig>,
     pub identity: IdentityConfig,
+    pub rate_limit: RateLimitConfig,
+    pub access: AccessConfig,
+}
+
+/// Named limits and their store.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RateLimitConfig {
+    pub redis: Option<RedisStoreConfig>,
+    pub limits: BTreeMap<String, LimitConfig>,
+    pub max_keys_per_limit: usize,
+    pub tiers: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RedisStoreConfig {
+    pub url: Secret,
+    pub budget: Duration,
+    pub fail_closed: bool,
+    pub instances: u32,
+    pub failure_threshold: u32,
+    pub cooldown: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LimitConfig {
+    pub name: String,
+    pub rate: u32,
+    pub per: Duration,
+    pub burst: u32,
+    pub key: Vec<LimitKey>,
+}
+
+/// What a limit counts by.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKey {
+    Ip,
+    Principal,
+    ApiKey,
+    Route,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct RouteLimits {
+    pub before_auth: Vec<String>,
+    pub after_auth: Vec<String>,
+    pub headers: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct AccessConfig {
+    pub allow: Vec<IpNet>,
+    pub deny: Vec<IpNet>,
+    /// Close the connection of a blocked IP instead of answering 403.
+    pub close_blocked_ips: bool,
+    pub brute_force: Option<BruteForceConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BruteForceConfig {
+    pub threshold: u32,
+    pub window: Duration,
+    pub blocks: Vec<Duration>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,6 +165,9 @@ pub struct Limits {
     pub max_connections: usize,
     pub shutdown_grace: Duration,
     pub http2_max_concurrent_streams: u32,
+    pub max_connections_per_ip: usize,
+    /// Bytes per second a request body must average after its first seconds.
+    pub min_body_rate: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -145,6 +211,8 @@ pub struct RouteConfig {
     #[serde(skip)]
     pub authorize: Option<portcullis_policy::AuthzConfig>,
     pub path_template: Option<String>,
+    pub rate_limits: RouteLimits,
+    pub max_in_flight: Option<usize>,
 }
 
 /// How callers of a route authenticate.
@@ -467,6 +535,8 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
         response_policy(&mut v, "defaults.response", &raw.defaults.response, None);
 
     let identity = validate_identity(&mut v, &raw.identity);
+    let rate_limit = validate_rate_limit(&mut v, &raw.rate_limit);
+    let access = validate_access(&mut v, &raw.access);
     let mut routes = Vec::new();
     let mut names = BTreeSet::new();
     for (i, r) in raw.routes.iter().enumerate() {
@@ -509,6 +579,10 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
             Some(&default_response),
         );
         let auth = route_auth(&mut v, &at, r, &identity, &raw.listeners);
+        let rate_limits = route_limits(&mut v, &at, r, &rate_limit);
+        if r.max_in_flight == Some(0) {
+            v.err(&format!("{at}.max_in_flight"), "must be greater than zero");
+        }
         if let Some(t) = &r.match_.path_template
             && let Err(e) = portcullis_policy::PathTemplate::parse(t)
         {
@@ -571,6 +645,8 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
             auth,
             authorize: r.authorize.clone(),
             path_template: r.match_.path_template.clone(),
+            rate_limits,
+            max_in_flight: r.max_in_flight,
         });
     }
 
@@ -588,6 +664,8 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
             events,
             admin,
             identity,
+            rate_limit,
+            access,
         })
     } else {
         Err(v.errors)
@@ -753,6 +831,13 @@ fn validate_limits(v: &mut Validator, l: &RawLimits) -> Limits {
             Duration::from_secs(30),
         ),
         http2_max_concurrent_streams: l.http2_max_concurrent_streams.unwrap_or(100),
+        max_connections_per_ip: positive(
+            v,
+            "limits.max_connections_per_ip",
+            l.max_connections_per_ip,
+            256,
+        ),
+        min_body_rate: v.size("limits.min_body_rate", &l.min_body_rate, 1024),
     }
 }
 
@@ -1438,4 +1523,226 @@ fn is_loopback_url(url: &str) -> bool {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
         || (rest.starts_with('[') && rest.get(1..4) == Some("::1"))
+}
+
+fn validate_rate_limit(v: &mut Validator, raw: &RawRateLimit) -> RateLimitConfig {
+    let redis = match raw.store.as_deref() {
+        None | Some("memory") => {
+            if raw.redis.is_some() {
+                v.err(
+                    "rate_limit.redis",
+                    "set `store: redis` to use it, or remove it",
+                );
+            }
+            None
+        }
+        Some("redis") => match &raw.redis {
+            None => {
+                v.err(
+                    "rate_limit.redis",
+                    "`store: redis` needs `redis: { url: ... }`",
+                );
+                None
+            }
+            Some(r) => {
+                let fail_closed = match r.mode.as_deref() {
+                    None | Some("fail_open") => false,
+                    Some("fail_closed") => true,
+                    Some(other) => {
+                        v.err(
+                            "rate_limit.redis.mode",
+                            format!("`{other}`: use fail_open or fail_closed"),
+                        );
+                        false
+                    }
+                };
+                let url = v.secret("rate_limit.redis.url", &r.url);
+                if let Some(u) = &url
+                    && !u.expose().starts_with("redis://")
+                {
+                    v.err("rate_limit.redis.url", "use a redis://host:port URL");
+                }
+                url.map(|url| RedisStoreConfig {
+                    url,
+                    budget: v.duration(
+                        "rate_limit.redis.budget",
+                        &r.budget,
+                        Duration::from_millis(5),
+                    ),
+                    fail_closed,
+                    instances: r.instances.unwrap_or(1).max(1),
+                    failure_threshold: r.failure_threshold.unwrap_or(3).max(1),
+                    cooldown: v.duration(
+                        "rate_limit.redis.cooldown",
+                        &r.cooldown,
+                        Duration::from_secs(1),
+                    ),
+                })
+            }
+        },
+        Some(other) => {
+            v.err(
+                "rate_limit.store",
+                format!("`{other}`: use memory or redis"),
+            );
+            None
+        }
+    };
+    let mut limits = BTreeMap::new();
+    for (name, l) in &raw.limits {
+        let at = format!("rate_limit.limits.{name}");
+        let per = v.duration(
+            &format!("{at}.per"),
+            &Some(l.per.clone()),
+            Duration::from_secs(1),
+        );
+        let burst = l.burst.unwrap_or(l.rate);
+        if let Err(e) =
+            portcullis_policy::ratelimit::LimitSpec::new(name.clone(), l.rate, per, burst.max(1))
+        {
+            v.err(&at, e.to_string());
+        }
+        let mut key = Vec::new();
+        for part in l.key.split('+') {
+            match part.trim() {
+                "ip" => key.push(LimitKey::Ip),
+                "principal" => key.push(LimitKey::Principal),
+                "api_key" => key.push(LimitKey::ApiKey),
+                "route" => key.push(LimitKey::Route),
+                other => v.err(
+                    &format!("{at}.key"),
+                    format!("`{other}`: use ip, principal, api_key, route, or a `+` combination"),
+                ),
+            }
+        }
+        limits.insert(
+            name.clone(),
+            LimitConfig {
+                name: name.clone(),
+                rate: l.rate,
+                per,
+                burst,
+                key,
+            },
+        );
+    }
+    for (tier, names) in &raw.tiers {
+        for (i, n) in names.iter().enumerate() {
+            if !limits.contains_key(n) {
+                v.err(
+                    &format!("rate_limit.tiers.{tier}[{i}]"),
+                    format!("unknown limit `{n}`"),
+                );
+            }
+        }
+    }
+    RateLimitConfig {
+        redis,
+        limits,
+        max_keys_per_limit: raw.max_keys_per_limit.unwrap_or(100_000).max(1),
+        tiers: raw.tiers.clone(),
+    }
+}
+
+fn route_limits(v: &mut Validator, at: &str, r: &RawRoute, rl: &RateLimitConfig) -> RouteLimits {
+    let Some(raw) = &r.rate_limits else {
+        return RouteLimits::default();
+    };
+    for (i, name) in raw.before_auth.iter().enumerate() {
+        match rl.limits.get(name) {
+            None => v.err(&format!("{at}.rate_limits.before_auth[{i}]"), format!("unknown limit `{name}`")),
+            Some(l) if l.key.iter().any(|k| matches!(k, LimitKey::Principal | LimitKey::ApiKey)) => v.err(
+                &format!("{at}.rate_limits.before_auth[{i}]"),
+                format!("`{name}` counts by principal or API key, which are only known after authentication: use after_auth"),
+            ),
+            Some(_) => {}
+        }
+    }
+    for (i, name) in raw.after_auth.iter().enumerate() {
+        if !rl.limits.contains_key(name) {
+            v.err(
+                &format!("{at}.rate_limits.after_auth[{i}]"),
+                format!("unknown limit `{name}`"),
+            );
+        }
+    }
+    RouteLimits {
+        before_auth: raw.before_auth.clone(),
+        after_auth: raw.after_auth.clone(),
+        headers: raw.headers,
+    }
+}
+
+fn validate_access(v: &mut Validator, raw: &RawAccess) -> AccessConfig {
+    let mut nets = |list: &[String], field: &str| {
+        let mut out = Vec::new();
+        for (i, t) in list.iter().enumerate() {
+            match parse_cidr(t) {
+                Some(n) => out.push(n),
+                None => v.err(
+                    &format!("access.{field}[{i}]"),
+                    format!("`{t}` is not an IP address or CIDR"),
+                ),
+            }
+        }
+        out
+    };
+    let allow = nets(&raw.allow, "allow");
+    let deny = nets(&raw.deny, "deny");
+    let close_blocked_ips = match raw.ip_block_action.as_deref() {
+        None | Some("problem") => false,
+        Some("close") => true,
+        Some(other) => {
+            v.err(
+                "access.ip_block_action",
+                format!("`{other}`: use problem or close"),
+            );
+            false
+        }
+    };
+    let brute_force = raw.brute_force.as_ref().map(|b| {
+        if b.threshold == 0 {
+            v.err("access.brute_force.threshold", "must be greater than zero");
+        }
+        let window = v.duration(
+            "access.brute_force.window",
+            &Some(b.window.clone()),
+            Duration::from_secs(300),
+        );
+        let blocks = match &b.blocks {
+            None => vec![
+                Duration::from_secs(60),
+                Duration::from_secs(300),
+                Duration::from_secs(1800),
+            ],
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    v.duration(
+                        &format!("access.brute_force.blocks[{i}]"),
+                        &Some(d.clone()),
+                        Duration::from_secs(60),
+                    )
+                })
+                .collect(),
+        };
+        if blocks.is_empty() {
+            v.err(
+                "access.brute_force.blocks",
+                "list at least one block duration",
+            );
+        }
+        BruteForceConfig {
+            threshold: b.threshold,
+            window,
+            blocks,
+        }
+    });
+    AccessConfig {
+        allow,
+        deny,
+        close_blocked_ips,
+        brute_force,
+    }
 }

@@ -33,6 +33,96 @@ pub struct RawConfig {
     /// How callers prove who they are; routes pick methods from here.
     #[serde(default)]
     pub identity: RawIdentity,
+    /// Named rate limits and where their state lives.
+    #[serde(default)]
+    pub rate_limit: RawRateLimit,
+    /// Allow and deny lists, the dynamic block list and brute-force protection.
+    #[serde(default)]
+    pub access: RawAccess,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// `memory` (default) or `redis`.
+    pub store: Option<String>,
+    pub redis: Option<RawRedis>,
+    /// Named limits that routes and tiers refer to.
+    #[serde(default)]
+    pub limits: BTreeMap<String, RawLimit>,
+    /// Keys tracked per limit in memory before new keys share one fallback bucket.
+    pub max_keys_per_limit: Option<usize>,
+    /// API key tier → limits applied after authentication to keys of that tier.
+    #[serde(default)]
+    pub tiers: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `redis://host:port[/db]`; `${env:NAME}` or `${file:PATH}` when it holds a password.
+    pub url: String,
+    /// Longest a Redis check may take (default 5ms).
+    pub budget: Option<String>,
+    /// `fail_open` (default: local limits divided by `instances`) or `fail_closed` (503).
+    pub mode: Option<String>,
+    /// Gateway instances sharing the limits.
+    pub instances: Option<u32>,
+    pub failure_threshold: Option<u32>,
+    pub cooldown: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimit {
+    /// Requests allowed per `per`.
+    pub rate: u32,
+    /// Window: `1s`, `1m`, `1h`, `1d`.
+    pub per: String,
+    /// Requests allowed at once (default `rate`).
+    pub burst: Option<u32>,
+    /// What is counted: `ip`, `principal`, `api_key`, `route`, or several joined with `+`
+    /// (e.g. `ip+route`).
+    pub key: String,
+}
+
+/// Per-route rate limits.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteLimits {
+    /// Checked before authentication (protects the auth path itself); keys by ip or route.
+    #[serde(default)]
+    pub before_auth: Vec<String>,
+    /// Checked after authentication; keys may use the principal or API key.
+    #[serde(default)]
+    pub after_auth: Vec<String>,
+    /// Send `RateLimit` / `RateLimit-Policy` on allowed responses too (429s always have them).
+    #[serde(default)]
+    pub headers: bool,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    /// Only these client addresses may connect (empty: everyone not denied).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// These client addresses are refused at accept.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// What a blocked client IP gets: `problem` (403 problem+json, default) or `close`.
+    pub ip_block_action: Option<String>,
+    pub brute_force: Option<RawBruteForce>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBruteForce {
+    /// Failed authentications per client IP or user within `window` that trigger a block.
+    pub threshold: u32,
+    pub window: String,
+    /// Block durations, escalating with each repeat offence (default `[1m, 5m, 30m]`).
+    pub blocks: Option<Vec<String>>,
 }
 
 /// Authentication methods and what the gateway tells upstreams about callers.
@@ -226,6 +316,11 @@ pub struct RawLimits {
     pub max_connections: Option<usize>,
     pub shutdown_grace: Option<String>,
     pub http2_max_concurrent_streams: Option<u32>,
+    /// Open connections per client IP.
+    pub max_connections_per_ip: Option<usize>,
+    /// A request body slower than this (bytes per second, averaged after the first 5 s) is
+    /// cut off.
+    pub min_body_rate: Option<RawSize>,
 }
 
 /// A byte size: a number, or a string such as `64KiB`, `1MiB`, `10MB`.
@@ -295,6 +390,9 @@ pub struct RawRoute {
     pub auth: Option<RawRouteAuth>,
     /// Scopes, roles, claims, MFA, object ownership and CEL rules.
     pub authorize: Option<portcullis_policy::AuthzConfig>,
+    pub rate_limits: Option<RawRouteLimits>,
+    /// Requests in flight on this route at once; more are shed with 503 at once.
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]

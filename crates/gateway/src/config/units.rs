@@ -10,7 +10,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{t}` needs a unit: ms, s, m or h"))?;
+        .ok_or_else(|| format!("`{t}` needs a unit: ms, s, m, h or d"))?;
     let (num, unit) = t.split_at(split);
     let n: u64 = num
         .parse()
@@ -20,9 +20,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
         other => {
             return Err(format!(
-                "unknown duration unit `{other}` (use ms, s, m or h)"
+                "unknown duration unit `{other}` (use ms, s, m, h or d)"
             ));
         }
     };
