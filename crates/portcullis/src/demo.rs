@@ -84,6 +84,12 @@ Try:
   curl -ki {base}/api/users/alice/profile -H "authorization: Bearer $ALICE"
   curl -ki {base}/api/users/alice/profile -H "authorization: Bearer $BOB"
 
+  # rate limits: 429 with Retry-After and RateLimit headers once the per-principal budget is spent
+  for i in $(seq 15); do curl -ks -o /dev/null -w '%{{http_code}} ' {base}/api/items -H "x-api-key: $KEY"; done; echo
+
+  # brute force: five wrong keys block this client for 30 s (403 blocked), even with the right key
+  for i in $(seq 6); do curl -ks -o /dev/null -w '%{{http_code}} ' {base}/api/items -H 'x-api-key: wrong'; done; echo
+
   # oversize body refused before it reaches the API (413)
   head -c 20000 /dev/zero | curl -ki -X POST {base}/api/items -H "authorization: Bearer $ALICE" -H 'content-type: application/json' --data-binary @-
 
@@ -166,6 +172,12 @@ identity:
       keys: [{idp_public_pem}]
   upstream_token:
     public_jwks_path: /.well-known/portcullis-jwks.json
+rate_limit:
+  limits:
+    per-ip: {{ rate: 10, per: 1s, burst: 20, key: ip }}
+    per-principal: {{ rate: 5, per: 1s, burst: 10, key: principal }}
+access:
+  brute_force: {{ threshold: 5, window: 1m, blocks: [30s, 2m, 10m] }}
 routes:
   - name: health
     match: {{ path_prefix: /api/health }}
@@ -180,6 +192,7 @@ routes:
     upstream: sample-api
     auth: {{ methods: [api_key, jwt:demo] }}
     authorize: {{ scopes_all: [items:read] }}
+    rate_limits: {{ before_auth: [per-ip], after_auth: [per-principal], headers: true }}
     cors:
       allow_origins: [https://app.example.com]
       allow_methods: [GET, POST, PUT, DELETE]
