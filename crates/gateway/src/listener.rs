@@ -215,7 +215,7 @@ async fn serve_http1<S>(
     info: Arc<ConnInfo>,
     state: &ListenerState,
     limits: &crate::config::Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -231,19 +231,12 @@ where
         .half_close(false)
         .max_buf_size(limits.max_header_bytes.max(8192) * 2);
     let conn = builder.serve_connection(TokioIo::new(io), service);
-    let mut conn = std::pin::pin!(conn);
-    let watchdog = watchdog(info.activity.clone(), limits.clone(), false);
-    let mut watchdog = std::pin::pin!(watchdog);
-    tokio::select! {
-        r = conn.as_mut() => return r.map_err(Into::into),
-        _ = &mut watchdog => return Ok(()),
-        _ = shutdown.changed() => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    tokio::select! {
-        r = conn.as_mut() => r.map_err(Into::into),
-        _ = &mut watchdog => Ok(()),
-    }
+    drive(
+        conn,
+        watchdog(info.activity.clone(), limits.clone(), false),
+        shutdown,
+    )
+    .await
 }
 
 async fn serve_http2<S>(
@@ -251,7 +244,7 @@ async fn serve_http2<S>(
     info: Arc<ConnInfo>,
     state: &ListenerState,
     limits: &crate::config::Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -261,6 +254,8 @@ where
     let service =
         service_fn(move |req| crate::pipeline::handle(gw.clone(), conn_info.clone(), req));
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    // Rapid reset (CVE-2023-44487) and CONTINUATION floods: bounded resets, and header lists
+    // capped at the head limit.
     builder
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
@@ -270,8 +265,26 @@ where
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     let conn = builder.serve_connection(TokioIo::new(io), service);
+    drive(
+        conn,
+        watchdog(info.activity.clone(), limits.clone(), true),
+        shutdown,
+    )
+    .await
+}
+
+/// Run a connection until it ends, the watchdog fires (timeouts: the connection is dropped),
+/// or shutdown begins — then let in-flight requests finish.
+async fn drive<C>(
+    conn: C,
+    watchdog: impl std::future::Future<Output = ()>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    C: hyper_util::server::graceful::GracefulConnection,
+    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut conn = std::pin::pin!(conn);
-    let watchdog = watchdog(info.activity.clone(), limits.clone(), true);
     let mut watchdog = std::pin::pin!(watchdog);
     tokio::select! {
         r = conn.as_mut() => return r.map_err(Into::into),
