@@ -286,17 +286,24 @@ impl Emitter {
     }
 
     fn enqueue(&self, msg: Message) {
+        // Fix: the message used to be counted after `try_send`, so the writer could take it
+        // and decrement first; `queued` wrapped below zero and the `+ 1` here overflowed,
+        // panicking the emitting request task in debug builds. Counting before the send
+        // (the channel orders it before the writer's decrement) keeps it from underflowing.
+        let queued = self.inner.queued.fetch_add(1, Ordering::Relaxed) + 1;
         match self.inner.tx.try_send(msg) {
             Ok(()) => {
                 self.inner.counters.emitted.fetch_add(1, Ordering::Relaxed);
-                let queued = self.inner.queued.fetch_add(1, Ordering::Relaxed) + 1;
                 if queued == self.inner.wake_at {
                     // A burst is filling the queue faster than the writer's polling drains
                     // it: wake it now rather than drop events.
                     self.inner.writer_thread.unpark();
                 }
             }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.record_drop(),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.inner.queued.fetch_sub(1, Ordering::Relaxed);
+                self.record_drop();
+            }
         }
     }
 

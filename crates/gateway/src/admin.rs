@@ -170,15 +170,25 @@ async fn reload(State(state): State<AdminState>) -> Response {
 }
 
 /// `ip:1.2.3.4`, `cidr:10.0.0.0/8`, `principal:alice` or `key:<api key id>`; checked so a
-/// typo cannot silently block nothing.
-fn valid_block_key(key: &str) -> bool {
+/// typo cannot silently block nothing. Returns the key as the request path looks it up.
+/// Fix: addresses and ranges were stored as typed, but requests look up `ip:<address>` in
+/// its canonical form, so a valid block spelled otherwise (`ip:0:0:0:0:0:0:0:1` for `::1`)
+/// was accepted and blocked nothing.
+fn canonical_block_key(key: &str) -> Option<String> {
     match key.split_once(':') {
-        Some(("ip", ip)) => ip.parse::<std::net::IpAddr>().is_ok(),
-        Some(("cidr", net)) => net.parse::<ipnet::IpNet>().is_ok(),
+        Some(("ip", ip)) => ip
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| format!("ip:{ip}")),
+        Some(("cidr", net)) => net
+            .parse::<ipnet::IpNet>()
+            .ok()
+            .map(|net| format!("cidr:{net}")),
         Some(("principal" | "key", id)) => {
-            !id.is_empty() && id.len() <= 256 && !id.chars().any(char::is_control)
+            (!id.is_empty() && id.len() <= 256 && !id.chars().any(char::is_control))
+                .then(|| key.to_string())
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -210,12 +220,13 @@ async fn add_block(State(state): State<AdminState>, body: axum::body::Bytes) -> 
             "expected {\"key\": \"ip:1.2.3.4\", \"ttl\": \"10m\"}",
         );
     };
-    if !valid_block_key(&req.key) {
+    let Some(key) = canonical_block_key(&req.key) else {
         return problem(
             StatusCode::BAD_REQUEST,
             "key must be ip:<address>, cidr:<range>, principal:<id> or key:<api key id>",
         );
-    }
+    };
+    let req = NewBlock { key, ..req };
     let Ok(ttl) = crate::config::units::parse_duration(&req.ttl) else {
         return problem(
             StatusCode::BAD_REQUEST,
@@ -244,6 +255,7 @@ async fn remove_block(
     State(state): State<AdminState>,
     axum::extract::Path(key): axum::extract::Path<String>,
 ) -> Response {
+    let key = canonical_block_key(&key).unwrap_or(key);
     let snap = state.gw.snapshot();
     match snap.protection.limiter.unblock(&key).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

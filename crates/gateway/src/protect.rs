@@ -183,7 +183,10 @@ impl Protection {
                     "rate_limited",
                     "Too Many Requests",
                 );
-                rej.rule = Some(format!("rate_limit.{name}"));
+                // Fix: this set `rej.rule`, which the pipeline records as an `authorization`
+                // finding (`rate_limit.<name>`), so every 429 event also claimed an
+                // authorization rule had denied. The `rate_limit` finding (limit and key kind)
+                // is recorded from `hits`.
                 if let Some(v) = decision.retry_after_secs().map(HeaderValue::from) {
                     rej = rej.header(RETRY_AFTER, v);
                 }
@@ -341,17 +344,30 @@ impl BruteForce {
         Some(ttl)
     }
 
+    /// A success clears the failures but not the escalation level: an attacker holding one
+    /// valid credential of their own must not be able to reset to the shortest block.
     fn reset(&self, subject: &str) {
         if let Ok(mut map) = self.entries.lock() {
-            map.remove(subject);
+            match map.get_mut(subject) {
+                Some(s) if s.level > 0 => s.failures = 0,
+                Some(_) => {
+                    map.remove(subject);
+                }
+                None => {}
+            }
         }
     }
 }
 
 /// The refusal for a blocked client or caller.
 pub fn blocked(left: Duration) -> Rejection {
+    // Fix: whole seconds were rounded down, so a client was told to come back before its
+    // block ended (a fresh 2 s block said `Retry-After: 1`). Rounded up, as for 429s.
+    let secs = left
+        .as_secs()
+        .saturating_add(u64::from(left.subsec_nanos() > 0));
     Rejection::new(StatusCode::FORBIDDEN, "blocked", "Forbidden")
-        .header(RETRY_AFTER, HeaderValue::from(left.as_secs().max(1)))
+        .header(RETRY_AFTER, HeaderValue::from(secs.max(1)))
 }
 
 /// Requests in flight on a route; a permit is held until the response has been sent.
