@@ -116,7 +116,16 @@ pub async fn serve(
             }
             drop(snap);
             state.gw.metrics.connection_opened();
-            if let Err(e) = serve_connection(stream, peer, &state, shutdown).await {
+            // Until its first byte arrives, a connection is only this small task: the TLS
+            // session, hyper's buffers and the connection's (large) state machine are boxed
+            // when there is something to read, so idle connections cost little memory.
+            let idle = state.gw.snapshot().config.limits.idle_timeout;
+            let first_byte = tokio::time::timeout(idle, stream.readable()).await;
+            let served = match first_byte {
+                Ok(Ok(())) => Box::pin(serve_connection(stream, peer, &state, shutdown)).await,
+                _ => Ok(()),
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             state.gw.metrics.connection_closed();
@@ -162,12 +171,6 @@ async fn serve_connection(
 
     match &state.tls {
         None => {
-            // Until its first byte arrives, a connection is only this small wait: hyper's
-            // buffers and the connection state come into being when there is a request.
-            match tokio::time::timeout(limits.idle_timeout, counted.inner.readable()).await {
-                Ok(Ok(())) => {}
-                _ => return Ok(()),
-            }
             let io = StrictH1::new(counted, framing_limits, framing);
             serve_http1(io, Arc::new(info), state, &limits, shutdown).await
         }
