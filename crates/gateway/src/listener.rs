@@ -106,19 +106,17 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _ip_permit = ip_permit;
-            // Blocked addresses whose block says "close" are dropped before any byte is read.
-            let snap = state.gw.snapshot();
-            if snap.protection.close_blocked_ips()
-                && snap.protection.ip_block(peer_ip).await.is_some()
-            {
+            let _permit = permit;
+            // A connection's task stays this small until something can be read: the block
+            // check, TLS, hyper and the pipeline are boxed afterwards. (A future's size is
+            // that of its largest await, so awaiting them inline here would make every idle
+            // connection carry their full state.)
+            let close_blocked = state.gw.snapshot().protection.close_blocked_ips();
+            if close_blocked && Box::pin(ip_blocked(&state, peer_ip)).await {
                 state.gw.metrics.connection_refused();
                 return;
             }
-            drop(snap);
             state.gw.metrics.connection_opened();
-            // Until its first byte arrives, a connection is only this small task: the TLS
-            // session, hyper's buffers and the connection's (large) state machine are boxed
-            // when there is something to read, so idle connections cost little memory.
             let idle = state.gw.snapshot().config.limits.idle_timeout;
             let first_byte = tokio::time::timeout(idle, stream.readable()).await;
             let served = match first_byte {
@@ -129,13 +127,18 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             state.gw.metrics.connection_closed();
-            drop(permit);
         });
     }
     drop(tcp);
     let grace = state.gw.snapshot().config.limits.shutdown_grace;
     let all = u32::try_from(state.max_connections).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(grace, state.permits.acquire_many(all)).await;
+}
+
+/// Whether the dynamic block list holds this address (for `ip_block_action: close`).
+async fn ip_blocked(state: &ListenerState, ip: std::net::IpAddr) -> bool {
+    let snap = state.gw.snapshot();
+    snap.protection.ip_block(ip).await.is_some()
 }
 
 async fn serve_connection(
@@ -225,8 +228,11 @@ where
 {
     let gw = state.gw.clone();
     let conn_info = info.clone();
-    let service =
-        service_fn(move |req| crate::pipeline::handle(gw.clone(), conn_info.clone(), req));
+    // Boxed per request: hyper keeps the service future inside the connection, so an
+    // unboxed pipeline future would be carried by every idle keep-alive connection.
+    let service = service_fn(move |req| {
+        Box::pin(crate::pipeline::handle(gw.clone(), conn_info.clone(), req))
+    });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -254,8 +260,9 @@ where
 {
     let gw = state.gw.clone();
     let conn_info = info.clone();
-    let service =
-        service_fn(move |req| crate::pipeline::handle(gw.clone(), conn_info.clone(), req));
+    let service = service_fn(move |req| {
+        Box::pin(crate::pipeline::handle(gw.clone(), conn_info.clone(), req))
+    });
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     // Rapid reset (CVE-2023-44487) and CONTINUATION floods: bounded resets, and header lists
     // capped at the head limit.
