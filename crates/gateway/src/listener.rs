@@ -93,12 +93,21 @@ pub async fn serve(
             state.gw.metrics.connection_refused();
             continue;
         }
-        let Some(ip_permit) = state
-            .per_ip
-            .try_acquire(peer_ip, snap.config.limits.max_connections_per_ip)
-        else {
-            state.gw.metrics.connection_refused();
-            continue;
+        // A trusted proxy (a load balancer) carries many clients on its connections: the
+        // per-IP cap applies to real clients only.
+        let ip_permit = if crate::forwarding::is_trusted(peer_ip, &snap.config.trusted_proxies) {
+            None
+        } else {
+            match state
+                .per_ip
+                .try_acquire(peer_ip, snap.config.limits.max_connections_per_ip)
+            {
+                Some(p) => Some(p),
+                None => {
+                    state.gw.metrics.connection_refused();
+                    continue;
+                }
+            }
         };
         drop(snap);
         let _ = stream.set_nodelay(true);

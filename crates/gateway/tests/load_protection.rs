@@ -427,3 +427,29 @@ async fn body_below_min_body_rate_is_cut_off_after_the_grace() {
         .unwrap_or_else(|| panic!("no event for the slow upload: {events:#?}"));
     assert_eq!(ev["unmapped"]["reason"], "body_timeout", "{ev}");
 }
+
+/// A load balancer in `trusted_proxies` carries many clients on its connections: the per-IP
+/// cap must not apply to it.
+#[tokio::test]
+async fn trusted_proxies_are_exempt_from_the_per_ip_cap() {
+    let _serial = SERIAL.lock().await;
+    let up = Upstream::start().await;
+    let yaml = YAML
+        .replace("{limits}", "  max_connections_per_ip: 2")
+        .replace(
+            "upstreams:\n",
+            "trusted_proxies: [127.0.0.0/8]\nupstreams:\n",
+        );
+    let gw = TestGateway::start(&yaml, &up).await;
+    let addr = gw.addr(0);
+    let mut open = Vec::new();
+    for i in 0..6 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(
+            request_on(&mut s).await,
+            Some(200),
+            "connection {i} from the trusted proxy"
+        );
+        open.push(s);
+    }
+}
