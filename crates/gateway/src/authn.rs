@@ -480,7 +480,10 @@ pub fn authorize(
     if let Some(q) = parts.uri.query() {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            query.entry(decode(k)).or_default().push(decode(v));
+            query
+                .entry(crate::restrict::percent_decode(k))
+                .or_default()
+                .push(crate::restrict::percent_decode(v));
         }
     }
     let headers: BTreeMap<String, String> = parts
@@ -540,40 +543,6 @@ pub fn authorize(
             Err(rej)
         }
     }
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Identity headers the gateway sets; clients can never set them.

@@ -184,7 +184,7 @@ pub fn check_request(
 }
 
 /// Percent-decode a query component once (`+` is a space in forms), lossily.
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
