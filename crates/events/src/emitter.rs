@@ -198,6 +198,12 @@ impl Emitter {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(r);
     }
 
+    /// Whether any sink is configured. Without one, callers may skip building the parts of
+    /// an event only a sink would read (its header list, for example).
+    pub fn has_sinks(&self) -> bool {
+        self.inner.has_sinks
+    }
+
     /// Events dropped because the queue was full or the emitter shut down.
     pub fn dropped(&self) -> u64 {
         self.inner.counters.dropped.load(Ordering::Relaxed)

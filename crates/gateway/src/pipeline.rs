@@ -62,7 +62,7 @@ pub async fn handle(
         body: Arc::default(),
     };
     let mut guard = EventGuard::new(
-        initial_event(&req, &ctx, &host),
+        initial_event(&req, &ctx, &host, gw.emitter.has_sinks()),
         ctx.body.clone(),
         gw.emitter.clone(),
         gw.metrics.clone(),
@@ -392,7 +392,14 @@ fn redirect_to_https(host: &str, port: u16, uri: &http::Uri) -> Result<Response<
     Ok(resp)
 }
 
-fn initial_event(req: &Request<Incoming>, ctx: &RequestContext, host: &str) -> HttpActivity {
+/// The event as far as the request head tells. Without an event sink, the header list (the
+/// largest part, and read only by sinks) is not built.
+fn initial_event(
+    req: &Request<Incoming>,
+    ctx: &RequestContext,
+    host: &str,
+    with_headers: bool,
+) -> HttpActivity {
     let conn = &ctx.conn;
     HttpActivity {
         time_ms: now_ms(),
@@ -406,16 +413,19 @@ fn initial_event(req: &Request<Incoming>, ctx: &RequestContext, host: &str) -> H
         host: host.to_string(),
         path: req.uri().path().to_string(),
         query: req.uri().query().map(str::to_string),
-        headers: req
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        headers: if with_headers {
+            req.headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         user_agent: req
             .headers()
             .get(USER_AGENT)
