@@ -16,7 +16,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-mod redis_support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,7 +26,7 @@ use bytes::Bytes;
 use common::*;
 use http::Request;
 use http_body_util::Full;
-use redis_support::RedisServer;
+use portcullis_testkit::RedisServer;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

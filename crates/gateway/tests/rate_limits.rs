@@ -20,7 +20,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-mod redis_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +30,7 @@ use common::*;
 use http::Request;
 use http_body_util::Full;
 use portcullis_policy::ratelimit::Health;
-use redis_support::RedisServer;
+use portcullis_testkit::RedisServer;
 use serde_json::Value;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

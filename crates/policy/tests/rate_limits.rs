@@ -8,8 +8,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod redis_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,7 +16,7 @@ use portcullis_policy::ratelimit::{
     Decision, DecisionSource, FailureMode, Health, LimitSpec, MemoryConfig, MemoryStore,
     RateLimiter, RedisConfig, Transition, combined_headers,
 };
-use redis_support::RedisServer;
+use portcullis_testkit::RedisServer;
 use tokio::sync::Mutex;
 
 static SERIAL: Mutex<()> = Mutex::const_new(());

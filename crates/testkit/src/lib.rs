@@ -1,9 +1,12 @@
-//! A throwaway `redis-server` per test for the gateway suites that share limits and blocks
-//! through Redis: started on a free loopback port with persistence off, answering PING before
-//! the test goes on, killed (SIGKILL, as a crash) on demand and on drop, and restartable on the
-//! same port. The suites need a real Redis and fail, never skip, when `redis-server` is
-//! missing.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Test harness parts shared by several crates' suites. Only ever a dev-dependency.
+//!
+//! A throwaway `redis-server` per test: started on a free loopback port with persistence off,
+//! answering PING before the test goes on, killed (SIGKILL, as a crash) on demand and on drop,
+//! and restartable on the same port. Suites need a real Redis and fail, never skip, when
+//! `redis-server` is missing (`scripts/test.sh` installs the Debian package).
+
+// A harness reports a broken environment by panicking, like the tests that use it.
+#![allow(clippy::expect_used, clippy::panic)]
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -39,7 +42,6 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT/`, for `rate_limit.redis.url`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
@@ -52,7 +54,7 @@ impl RedisServer {
         }
     }
 
-    /// Starts a new, empty server on the SAME port (the port may take a moment to be free).
+    /// Starts a new server on the SAME port (the port may take a moment to be free again).
     pub fn restart(&mut self) {
         self.kill();
         let deadline = Instant::now() + STARTUP;
@@ -96,8 +98,8 @@ fn spawn(port: u16) -> Option<Child> {
     {
         Ok(child) => child,
         Err(e) if e.kind() == ErrorKind::NotFound => panic!(
-            "redis-server is not installed: the gateway's shared rate-limit and block-list tests \
-             need a real Redis and do not skip. Install it with `apt-get install -y redis-server`."
+            "redis-server is not installed: the shared rate-limit and block-list tests need a real Redis and do \
+             not skip. Install it with `apt-get install -y redis-server`."
         ),
         Err(e) => panic!("cannot start redis-server: {e}"),
     };
