@@ -3,14 +3,20 @@
 //! ```text
 //! handle ─┬─ connection guard   framing violations found by the strict HTTP/1 reader
 //!         ├─ redirect           plain listeners that only send clients to HTTPS
-//!         ├─ request limits     unambiguous path, no credentials in the URL
+//!         ├─ access             static allow/deny on the client address, dynamic IP blocks
+//!         ├─ request limits     URL length, header count, unambiguous path
+//!         ├─ public JWKS        the upstream-token key set, when a public path is configured
 //!         ├─ route match        host + longest path prefix (+ methods)
+//!         ├─ URL credentials    no credentials in the query or userinfo
 //!         ├─ CORS preflight     answered from the route's allow-list, before credentials
-//!         ├─ rate limit         (issue #4)
-//!         ├─ authenticate       api key, Basic, JWT, introspection, mTLS → Identity
+//!         ├─ rate limit         before authentication: by ip, route
+//!         ├─ authenticate       api key, Basic, JWT, introspection, mTLS → Identity;
+//!         │                     failures feed brute-force blocks; principal/key blocks
+//!         ├─ rate limit         after authentication: by principal, api key, tier
 //!         ├─ authorize          scopes, roles, claims, MFA, ownership, CEL
 //!         ├─ validate, inspect  methods, media types, body size
-//!         ├─ forward            upstream pool, streaming both ways
+//!         ├─ load shedding      the route's in-flight cap
+//!         ├─ forward            identity headers, upstream pool, streaming both ways
 //!         ├─ response filters   strip, mask, size cap
 //!         └─ event              one per request, emitted by the EventGuard
 //! ```
