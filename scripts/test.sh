@@ -11,6 +11,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 # A real redis-server: the shared rate-limit and block-list suites start their own.
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# A real rsyslog with its OpenSSL stream driver: the events crate's syslog suite starts its own
+# (UDP, TCP and TLS listeners) and checks what it parsed.
+[ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+dpkg -s rsyslog-openssl >/dev/null 2>&1 || need+=(rsyslog-openssl)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "installing: ${need[*]}"

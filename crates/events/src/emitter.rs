@@ -1,30 +1,39 @@
-//! The non-blocking event pipeline: [`Emitter`] hands events to a bounded
-//! queue and a dedicated writer thread serializes them to the sinks.
+//! The non-blocking event pipeline: [`Emitter`] fans every event out to one
+//! bounded queue per sink, and each sink's own thread encodes, batches and
+//! delivers it.
 //!
-//! Request handling must never wait on logging, so `emit` only redacts and
-//! does a `try_send`; when the queue is full the event is dropped and
-//! counted. The writer thread drains everything available, then flushes:
-//! bursts become large writes and an idle gateway's output is current within
-//! moments of the last event.
+//! Request handling must never wait on logging, so `emit` only redacts,
+//! wraps the event in an `Arc` and does a `try_send` per sink; a full queue
+//! drops the event for that sink only and counts it. A slow or dead SIEM
+//! therefore fills only its own queue: the file keeps getting every event
+//! and the request path never notices.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::config::{BatchConfig, SinkConfig};
 use crate::error::EventsError;
-use crate::model::HttpActivity;
-use crate::ocsf::{self, LifecycleEvent};
+use crate::http_sink::{ElasticBulkSink, SplunkHecSink};
+use crate::model::{AuthenticationEvent, DetectionFinding, HttpActivity};
+use crate::ocsf::{Event, LifecycleEvent};
 use crate::redact::Redactor;
-use crate::sink::{Sink, SinkConfig};
+use crate::sink::{FileSink, StdoutSink};
+use crate::syslog::SyslogSink;
+use crate::worker::{Limits, RateLimit, SharedCounters, SinkHandle, WorkerJoin};
 
 /// Queue capacity used by `EmitterConfig::default()`.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
 
-/// How long to wait between attempts to enqueue the shutdown marker while
-/// the queue is full.
+/// The file sink's queue is this many times `queue_capacity`: it is the sink
+/// that must not lose events, so it gets the most room to ride out a slow disk.
+pub const FILE_QUEUE_FACTOR: usize = 4;
+
+/// How long to wait between attempts to enqueue a shutdown marker while a
+/// queue is full.
 const SHUTDOWN_RETRY_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Configuration of the event pipeline.
@@ -32,7 +41,9 @@ const SHUTDOWN_RETRY_INTERVAL: Duration = Duration::from_millis(1);
 pub struct EmitterConfig {
     /// Every event is written to each of these.
     pub sinks: Vec<SinkConfig>,
-    /// Events that may wait for the writer before new ones are dropped.
+    /// Events that may wait for a sink before new ones are dropped for it
+    /// (per sink; files get [`FILE_QUEUE_FACTOR`] times as much, and network
+    /// sinks may set their own in [`BatchConfig::queue_capacity`]).
     pub queue_capacity: usize,
 }
 
@@ -46,147 +57,241 @@ impl Default for EmitterConfig {
     }
 }
 
+/// Delivery counters of one sink, from [`Emitter::sink_stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Which sink: its kind and destination (a path, `host:port` or
+    /// `scheme://host:port`; never credentials).
+    pub name: String,
+    /// `stdout`, `file`, `syslog`, `splunk_hec` or `elastic_bulk`.
+    pub kind: &'static str,
+    /// Events the destination accepted.
+    pub delivered: u64,
+    /// Events this sink lost: its queue was full, the destination refused
+    /// them for good, or retries ran out.
+    pub dropped: u64,
+    /// Retry attempts (of a batch or of its failed items).
+    pub retries: u64,
+    /// Events waiting in this sink's queue.
+    pub queue_len: usize,
+}
+
 /// Handle to the event pipeline. Cheap to clone; all clones feed the same
-/// queue and writer thread.
+/// sinks.
 #[derive(Clone)]
 pub struct Emitter {
     inner: Arc<Inner>,
 }
 
-/// How long the writer sleeps when its queue is empty.
-const WRITER_POLL: Duration = Duration::from_millis(5);
-
 struct Inner {
-    tx: SyncSender<Message>,
-    /// The writer thread, unparked only when the queue fills past half or at shutdown: it
-    /// otherwise polls on its own schedule, so emitting costs no cross-thread wake-up (a
-    /// futex call and a context switch per request would double the gateway's CPU cost).
-    writer_thread: thread::Thread,
-    /// Messages queued and not yet taken by the writer (approximate, for the unpark rule).
-    queued: Arc<std::sync::atomic::AtomicUsize>,
-    wake_at: usize,
-    /// No sinks: events are counted and discarded without touching the queue.
-    has_sinks: bool,
+    sinks: Vec<SinkHandle>,
     /// Swapped wholesale on config reload; readers clone the `Arc` and drop
     /// the lock at once, so a reload never waits for redaction work.
     redactor: RwLock<Arc<Redactor>>,
-    counters: Arc<Counters>,
-    /// Set by `shutdown` so later emits are counted as dropped instead of
-    /// queueing behind the shutdown marker.
+    counters: Counters,
+    shared: Arc<SharedCounters>,
+    /// Set by `shutdown` so later emits are counted as dropped.
     closed: AtomicBool,
     drop_warning: RateLimit,
     /// Taken by the first `shutdown`, which makes later calls no-ops.
-    writer: Mutex<Option<WriterHandle>>,
-}
-
-struct WriterHandle {
-    thread: JoinHandle<()>,
-    /// Disconnects when the writer thread ends (its sender is dropped, even
-    /// on panic), which lets `shutdown` wait with a timeout.
-    finished: Receiver<()>,
-}
-
-enum Message {
-    // Boxed so queue slots stay small: std preallocates every slot of a
-    // bounded channel.
-    Http(Box<HttpActivity>),
-    Lifecycle(Box<LifecycleEvent>),
-    Shutdown,
+    workers: Mutex<Option<Vec<WorkerJoin>>>,
 }
 
 #[derive(Default)]
 struct Counters {
     emitted: AtomicU64,
     dropped: AtomicU64,
-    write_errors: AtomicU64,
+}
+
+/// Builds the worker limits from a network sink's batch settings.
+fn network_limits(batch: &BatchConfig) -> Limits {
+    Limits {
+        max_events: batch.max_events.max(1),
+        max_bytes: batch.max_bytes.max(1),
+        flush_interval: batch.flush_interval,
+        max_retries: Some(batch.max_retries),
+        backoff_initial: batch.backoff_initial,
+        backoff_max: batch.backoff_max.max(batch.backoff_initial),
+    }
+}
+
+/// Files and stdout: write whatever is queued at once, retry without limit
+/// (until shutdown gives up), back off to at most a second.
+fn local_limits() -> Limits {
+    Limits {
+        max_events: 4096,
+        max_bytes: 1024 * 1024,
+        flush_interval: Duration::ZERO,
+        max_retries: None,
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_secs(1),
+    }
+}
+
+fn start_sink(
+    cfg: &SinkConfig,
+    queue_capacity: usize,
+    shared: &Arc<SharedCounters>,
+) -> Result<(SinkHandle, WorkerJoin), EventsError> {
+    let shared = Arc::clone(shared);
+    let kind = cfg.kind();
+    let network_queue = |batch: &BatchConfig| batch.queue_capacity.unwrap_or(queue_capacity).max(1);
+    match cfg {
+        SinkConfig::Stdout => SinkHandle::spawn(
+            "stdout".to_owned(),
+            kind,
+            StdoutSink::new(),
+            local_limits(),
+            queue_capacity,
+            shared,
+        ),
+        SinkConfig::File {
+            path,
+            max_bytes,
+            max_files,
+        } => {
+            if *max_bytes == 0 {
+                return Err(EventsError::InvalidConfig(format!(
+                    "file sink {}: max_bytes must be positive",
+                    path.display()
+                )));
+            }
+            let sink = FileSink::open(path.clone(), *max_bytes, *max_files).map_err(|source| {
+                EventsError::OpenSink {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            SinkHandle::spawn(
+                format!("file:{}", path.display()),
+                kind,
+                sink,
+                local_limits(),
+                queue_capacity.saturating_mul(FILE_QUEUE_FACTOR),
+                shared,
+            )
+        }
+        SinkConfig::Syslog(syslog) => SinkHandle::spawn(
+            format!("syslog:{}", syslog.address),
+            kind,
+            SyslogSink::new(syslog)?,
+            network_limits(&syslog.batch),
+            network_queue(&syslog.batch),
+            shared,
+        ),
+        SinkConfig::SplunkHec(hec) => {
+            let sink = SplunkHecSink::new(hec)?;
+            SinkHandle::spawn(
+                format!("splunk_hec:{}", sink.display()),
+                kind,
+                sink,
+                network_limits(&hec.batch),
+                network_queue(&hec.batch),
+                shared,
+            )
+        }
+        SinkConfig::ElasticBulk(bulk) => {
+            let sink = ElasticBulkSink::new(bulk)?;
+            SinkHandle::spawn(
+                format!("elastic_bulk:{}", sink.display()),
+                kind,
+                sink,
+                network_limits(&bulk.batch),
+                network_queue(&bulk.batch),
+                shared,
+            )
+        }
+    }
 }
 
 impl Emitter {
-    /// Opens every sink (so a bad path is reported here, not later) and
-    /// starts the writer thread.
+    /// Checks and opens every sink (so a bad path or URL is reported here,
+    /// not later) and starts one thread per sink. Network destinations are
+    /// connected lazily: one that is down at startup is retried, not fatal.
     pub fn start(cfg: EmitterConfig, redactor: Redactor) -> Result<Emitter, EventsError> {
         if cfg.queue_capacity == 0 {
             return Err(EventsError::InvalidConfig(
                 "queue_capacity must be positive".to_owned(),
             ));
         }
-        let sinks = cfg
-            .sinks
-            .iter()
-            .map(Sink::open)
-            .collect::<Result<Vec<_>, _>>()?;
+        let shared = Arc::new(SharedCounters::default());
+        let mut sinks = Vec::with_capacity(cfg.sinks.len());
+        let mut workers = Vec::with_capacity(cfg.sinks.len());
+        for sink in &cfg.sinks {
+            match start_sink(sink, cfg.queue_capacity, &shared) {
+                Ok((handle, join)) => {
+                    sinks.push(handle);
+                    workers.push(join);
+                }
+                Err(err) => {
+                    // Stop the sinks already started: their senders go away with `sinks`.
+                    drop(sinks);
+                    for worker in workers {
+                        let _ = worker.thread.join();
+                    }
+                    return Err(err);
+                }
+            }
+        }
         if sinks.is_empty() {
             tracing::warn!("no event sinks configured; security events will be discarded");
         }
-
-        let (tx, rx) = mpsc::sync_channel(cfg.queue_capacity);
-        let (finished_tx, finished) = mpsc::channel::<()>();
-        let counters = Arc::new(Counters::default());
-        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let has_sinks = !sinks.is_empty();
-        let writer = WriterLoop {
-            rx,
-            queued: Arc::clone(&queued),
-            sinks,
-            counters: Arc::clone(&counters),
-            error_log: RateLimit::per_second(),
-            line: Vec::with_capacity(4096),
-            _finished: finished_tx,
-        };
-        let thread = thread::Builder::new()
-            .name("portcullis-events".to_owned())
-            .spawn(move || writer.run())
-            .map_err(EventsError::SpawnWriter)?;
-
-        let writer_thread = thread.thread().clone();
         Ok(Emitter {
             inner: Arc::new(Inner {
-                tx,
-                writer_thread,
-                queued,
-                wake_at: (cfg.queue_capacity / 2).max(1),
-                has_sinks,
+                sinks,
                 redactor: RwLock::new(Arc::new(redactor)),
-                counters,
+                counters: Counters::default(),
+                shared,
                 closed: AtomicBool::new(false),
                 drop_warning: RateLimit::per_second(),
-                writer: Mutex::new(Some(WriterHandle { thread, finished })),
+                workers: Mutex::new(Some(workers)),
             }),
         })
     }
 
-    /// Redacts `ev` and queues it for the sinks. Never blocks: if the queue
-    /// is full (or the emitter is shut down) the event is dropped and
-    /// counted in [`Emitter::dropped`].
+    /// Redacts `ev` and queues it for every sink. Never blocks: a sink whose
+    /// queue is full (or an emitter that is shut down) drops it and counts it.
     pub fn emit(&self, mut ev: HttpActivity) {
-        if self.inner.closed.load(Ordering::Acquire) {
-            self.record_drop();
-            return;
-        }
-        if !self.inner.has_sinks {
-            // Nowhere to write: count it like a written event and skip the queue.
-            self.inner.counters.emitted.fetch_add(1, Ordering::Relaxed);
+        if self.refuse_when_idle() {
             return;
         }
         self.current_redactor().redact(&mut ev);
-        self.enqueue(Message::Http(Box::new(ev)));
+        self.enqueue(Event::Http(ev));
+    }
+
+    /// Queues an OCSF Authentication (3002) event for a credential check.
+    /// Same non-blocking rules as [`Emitter::emit`]. The event carries no
+    /// credential by construction, so it is not redacted.
+    pub fn emit_authentication(&self, ev: AuthenticationEvent) {
+        if self.refuse_when_idle() {
+            return;
+        }
+        self.enqueue(Event::Authentication(ev));
+    }
+
+    /// Queues an OCSF Detection Finding (2004) event for a Sigma alert.
+    /// Same non-blocking rules as [`Emitter::emit`]. Rule texts and action
+    /// descriptions are written as given.
+    pub fn emit_detection(&self, ev: DetectionFinding) {
+        if self.refuse_when_idle() {
+            return;
+        }
+        self.enqueue(Event::Detection(ev));
     }
 
     /// Queues a gateway lifecycle event (`kind` such as `"start"`, `"stop"`,
-    /// `"reload_ok"`, `"reload_failed"`; see `docs/events.md`). Same queue,
-    /// same non-blocking rules as [`Emitter::emit`]. `message` is written
-    /// verbatim, so it must not contain secrets.
+    /// `"reload_ok"`, `"reload_failed"`, `"fail_mode_switch"`; see
+    /// `docs/events.md`). Same non-blocking rules as [`Emitter::emit`].
+    /// `message` is written verbatim, so it must not contain secrets.
     pub fn emit_lifecycle(&self, kind: &str, message: &str) {
-        if self.inner.closed.load(Ordering::Acquire) {
-            self.record_drop();
+        if self.refuse_when_idle() {
             return;
         }
-        let ev = LifecycleEvent {
+        self.enqueue(Event::Lifecycle(LifecycleEvent {
             time_ms: now_ms(),
             kind: kind.to_owned(),
             message: message.to_owned(),
-        };
-        self.enqueue(Message::Lifecycle(Box::new(ev)));
+        }));
     }
 
     /// Replaces the redactor used for events emitted from now on.
@@ -201,37 +306,57 @@ impl Emitter {
     /// Whether any sink is configured. Without one, callers may skip building the parts of
     /// an event only a sink would read (its header list, for example).
     pub fn has_sinks(&self) -> bool {
-        self.inner.has_sinks
+        !self.inner.sinks.is_empty()
     }
 
-    /// Events dropped because the queue was full or the emitter shut down.
+    /// Events that at least one sink's queue refused (full) or that arrived
+    /// after shutdown. Per-sink losses are in [`Emitter::sink_stats`].
     pub fn dropped(&self) -> u64 {
         self.inner.counters.dropped.load(Ordering::Relaxed)
     }
 
-    /// Events accepted into the queue.
+    /// Events accepted into every sink's queue. `emitted + dropped` equals
+    /// the number of `emit*` calls.
     pub fn emitted(&self) -> u64 {
         self.inner.counters.emitted.load(Ordering::Relaxed)
     }
 
-    /// Failed writes or flushes, counted per sink and attempt.
+    /// Failed delivery attempts (writes, flushes, connects, HTTP errors,
+    /// encoding errors), summed over all sinks.
     pub fn write_errors(&self) -> u64 {
-        self.inner.counters.write_errors.load(Ordering::Relaxed)
+        self.inner.shared.failed_attempts.load(Ordering::Relaxed)
     }
 
-    /// Writes everything queued so far to all sinks, flushes them and stops
-    /// the writer thread, waiting at most `deadline`. If the deadline passes
-    /// (a sink is stuck), the writer is left to finish on its own and a
-    /// warning is logged. Events emitted afterwards are counted as dropped.
-    /// Idempotent; calls after the first return immediately.
+    /// Per-sink delivery counters, in configuration order.
+    pub fn sink_stats(&self) -> Vec<SinkStats> {
+        self.inner
+            .sinks
+            .iter()
+            .map(|sink| SinkStats {
+                name: sink.name.clone(),
+                kind: sink.kind,
+                delivered: sink.counters.delivered.load(Ordering::Relaxed),
+                dropped: sink.counters.dropped.load(Ordering::Relaxed),
+                retries: sink.counters.retries.load(Ordering::Relaxed),
+                queue_len: sink.counters.queued.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Delivers everything queued so far, flushes, and stops every sink
+    /// thread, waiting at most `deadline` in total. A sink still busy at the
+    /// deadline (a dead endpoint being retried, a stuck disk) is told to give
+    /// up: it stops retrying, counts what it still held as dropped, and ends
+    /// on its own; a warning is logged. Events emitted afterwards are counted
+    /// as dropped. Idempotent; calls after the first return immediately.
     ///
     /// An `emit` racing with `shutdown` on another thread may be counted as
     /// emitted yet miss the final drain; stop request traffic first.
     pub fn shutdown(&self, deadline: Duration) {
         let started = Instant::now();
-        let Some(writer) = self
+        let Some(workers) = self
             .inner
-            .writer
+            .workers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
@@ -240,45 +365,59 @@ impl Emitter {
         };
         self.inner.closed.store(true, Ordering::Release);
 
-        // The marker goes through the queue so that everything queued
-        // before it is written first. A full queue means the writer is
-        // busy; retry until the deadline rather than block.
-        let mut marker = Message::Shutdown;
-        loop {
-            match self.inner.tx.try_send(marker) {
-                Ok(()) | Err(TrySendError::Disconnected(_)) => break,
-                Err(TrySendError::Full(returned)) => {
-                    if started.elapsed() >= deadline {
-                        tracing::warn!(
-                            ?deadline,
-                            "event writer did not drain its queue before the shutdown deadline; \
-                             unwritten events may be lost"
-                        );
-                        return;
-                    }
-                    marker = returned;
-                    thread::sleep(SHUTDOWN_RETRY_INTERVAL);
-                }
+        // Markers go through the queues so everything queued before them is
+        // delivered first. A full queue means that worker is busy; retry
+        // until the deadline rather than block.
+        let mut unmarked: Vec<&SinkHandle> = self.inner.sinks.iter().collect();
+        while !unmarked.is_empty() {
+            unmarked.retain(|sink| sink.offer_shutdown().is_err());
+            if unmarked.is_empty() || started.elapsed() >= deadline {
+                break;
             }
+            thread::sleep(SHUTDOWN_RETRY_INTERVAL);
         }
 
-        self.inner.writer_thread.unpark();
-        let remaining = deadline.saturating_sub(started.elapsed());
-        match writer.finished.recv_timeout(remaining) {
-            Err(RecvTimeoutError::Disconnected) => {
-                if writer.thread.join().is_err() {
-                    tracing::error!("event writer thread panicked");
+        let mut late = Vec::new();
+        for (sink, worker) in self.inner.sinks.iter().zip(workers) {
+            sink.unpark();
+            let remaining = deadline.saturating_sub(started.elapsed());
+            match worker.finished.recv_timeout(remaining) {
+                Err(RecvTimeoutError::Disconnected) => {
+                    if worker.thread.join().is_err() {
+                        tracing::error!(sink = %sink.name, "event sink thread panicked");
+                    }
+                }
+                // Nothing is ever sent on this channel; only a timeout remains.
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {
+                    sink.counters.abandon.store(true, Ordering::Release);
+                    sink.unpark();
+                    late.push(sink.name.as_str());
                 }
             }
-            // Nothing is ever sent on this channel; only a timeout remains.
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {
-                tracing::warn!(
-                    ?deadline,
-                    "event writer did not finish before the shutdown deadline; \
-                     unwritten events may be lost"
-                );
-            }
         }
+        if !late.is_empty() {
+            tracing::warn!(
+                ?deadline,
+                sinks = ?late,
+                "event sinks did not finish before the shutdown deadline; \
+                 their undelivered events are dropped"
+            );
+        }
+    }
+
+    /// Counts the event as dropped after shutdown, or as emitted (and
+    /// skips all work) when there is no sink. True when the caller is done.
+    fn refuse_when_idle(&self) -> bool {
+        if self.inner.closed.load(Ordering::Acquire) {
+            self.record_drop();
+            return true;
+        }
+        if self.inner.sinks.is_empty() {
+            // Nowhere to write: count it like a written event and skip the queue.
+            self.inner.counters.emitted.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
     }
 
     fn current_redactor(&self) -> Arc<Redactor> {
@@ -291,25 +430,16 @@ impl Emitter {
         )
     }
 
-    fn enqueue(&self, msg: Message) {
-        // Fix: the message used to be counted after `try_send`, so the writer could take it
-        // and decrement first; `queued` wrapped below zero and the `+ 1` here overflowed,
-        // panicking the emitting request task in debug builds. Counting before the send
-        // (the channel orders it before the writer's decrement) keeps it from underflowing.
-        let queued = self.inner.queued.fetch_add(1, Ordering::Relaxed) + 1;
-        match self.inner.tx.try_send(msg) {
-            Ok(()) => {
-                self.inner.counters.emitted.fetch_add(1, Ordering::Relaxed);
-                if queued == self.inner.wake_at {
-                    // A burst is filling the queue faster than the writer's polling drains
-                    // it: wake it now rather than drop events.
-                    self.inner.writer_thread.unpark();
-                }
-            }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.inner.queued.fetch_sub(1, Ordering::Relaxed);
-                self.record_drop();
-            }
+    fn enqueue(&self, ev: Event) {
+        let ev = Arc::new(ev);
+        let mut accepted_by_all = true;
+        for sink in &self.inner.sinks {
+            accepted_by_all &= sink.offer(&ev);
+        }
+        if accepted_by_all {
+            self.inner.counters.emitted.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.record_drop();
         }
     }
 
@@ -334,142 +464,6 @@ impl fmt::Debug for Emitter {
     }
 }
 
-/// The writer thread's state: it owns the sinks outright, so sink I/O needs
-/// no locking.
-struct WriterLoop {
-    rx: Receiver<Message>,
-    queued: Arc<std::sync::atomic::AtomicUsize>,
-    sinks: Vec<Sink>,
-    counters: Arc<Counters>,
-    error_log: RateLimit,
-    /// Reused serialization buffer; one allocation for the thread's life.
-    line: Vec<u8>,
-    /// Dropped when the thread ends, which signals `shutdown`.
-    _finished: mpsc::Sender<()>,
-}
-
-impl WriterLoop {
-    fn run(mut self) {
-        // The writer polls instead of blocking in `recv`: a receiver blocked in `recv` makes
-        // every `try_send` wake it (a futex call and a context switch per event). Polling
-        // every few milliseconds batches a busy gateway's events into few wake-ups and
-        // keeps a quiet gateway's file current within milliseconds.
-        loop {
-            match self.rx.try_recv() {
-                Ok(first) => {
-                    let keep_running = self.write_burst(first);
-                    self.flush_all();
-                    if !keep_running {
-                        return;
-                    }
-                }
-                // Every `Emitter` is gone and the queue is empty.
-                Err(mpsc::TryRecvError::Disconnected) => break,
-                Err(mpsc::TryRecvError::Empty) => thread::park_timeout(WRITER_POLL),
-            }
-        }
-        self.flush_all();
-    }
-
-    /// Writes `first` and everything else already queued. Returns false
-    /// when the shutdown marker was seen.
-    fn write_burst(&mut self, first: Message) -> bool {
-        let mut msg = first;
-        loop {
-            if matches!(msg, Message::Shutdown) {
-                // Pick up events that raced with the marker.
-                while let Ok(late) = self.rx.try_recv() {
-                    self.write(&late);
-                }
-                return false;
-            }
-            self.write(&msg);
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            match self.rx.try_recv() {
-                Ok(next) => msg = next,
-                Err(_) => return true,
-            }
-        }
-    }
-
-    fn write(&mut self, msg: &Message) {
-        self.line.clear();
-        let serialized = match msg {
-            Message::Http(ev) => ocsf::write_ocsf_json(ev, &mut self.line),
-            Message::Lifecycle(ev) => ocsf::write_lifecycle_json(ev, &mut self.line),
-            Message::Shutdown => return,
-        };
-        if let Err(err) = serialized {
-            self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-            if self.error_log.allow() {
-                tracing::error!(error = %err, "failed to serialize a security event");
-            }
-            return;
-        }
-        self.line.push(b'\n');
-        for sink in &mut self.sinks {
-            if let Err(err) = sink.write_line(&self.line) {
-                report_sink_error(&self.counters, &self.error_log, sink, "write", &err);
-            }
-        }
-    }
-
-    fn flush_all(&mut self) {
-        for sink in &mut self.sinks {
-            if let Err(err) = sink.flush() {
-                report_sink_error(&self.counters, &self.error_log, sink, "flush", &err);
-            }
-        }
-    }
-}
-
-fn report_sink_error(
-    counters: &Counters,
-    error_log: &RateLimit,
-    sink: &Sink,
-    operation: &str,
-    err: &std::io::Error,
-) {
-    let total = counters.write_errors.fetch_add(1, Ordering::Relaxed) + 1;
-    // A full disk fails every write; one line per second is enough.
-    if error_log.allow() {
-        tracing::error!(%sink, operation, error = %err, write_errors_total = total, "security event sink failed");
-    }
-}
-
-/// Lock-free "at most once per second" gate, shared by many threads.
-struct RateLimit {
-    origin: Instant,
-    /// Milliseconds since `origin` before which `allow` says no.
-    next_allowed_ms: AtomicU64,
-}
-
-impl RateLimit {
-    const INTERVAL_MS: u64 = 1000;
-
-    fn per_second() -> Self {
-        RateLimit {
-            origin: Instant::now(),
-            next_allowed_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn allow(&self) -> bool {
-        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let next = self.next_allowed_ms.load(Ordering::Relaxed);
-        now >= next
-            && self
-                .next_allowed_ms
-                .compare_exchange(
-                    next,
-                    now.saturating_add(Self::INTERVAL_MS),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-    }
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -479,14 +473,6 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rate_limit_allows_once_per_interval() {
-        let limit = RateLimit::per_second();
-        assert!(limit.allow());
-        assert!(!limit.allow());
-        assert!(!limit.allow());
-    }
 
     #[test]
     fn zero_capacity_is_rejected() {
@@ -520,5 +506,28 @@ mod tests {
         emitter.emit_lifecycle("stop", "after shutdown");
         assert_eq!((emitter.emitted(), emitter.dropped()), (1, 2));
         Ok(())
+    }
+
+    #[test]
+    fn a_bad_sink_after_a_good_one_fails_start_cleanly() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let cfg = EmitterConfig {
+            sinks: vec![
+                SinkConfig::File {
+                    path: dir.path().join("ok.jsonl"),
+                    max_bytes: 1024,
+                    max_files: 1,
+                },
+                SinkConfig::SplunkHec(crate::config::SplunkHecConfig {
+                    url: "ftp://example.invalid".to_owned(),
+                    ..Default::default()
+                }),
+            ],
+            queue_capacity: 8,
+        };
+        assert!(matches!(
+            Emitter::start(cfg, Redactor::default()),
+            Err(EventsError::InvalidConfig(_))
+        ));
     }
 }

@@ -1,27 +1,50 @@
 //! Portcullis security events.
 //!
-//! The gateway builds one [`HttpActivity`] per request and hands it to an
-//! [`Emitter`]. The emitter redacts secrets with the current [`Redactor`],
-//! queues the event without ever blocking the request path, and a writer
-//! thread writes it as one OCSF "HTTP Activity" JSON line to every configured
-//! sink (stdout and/or size-rotated files). Gateway lifecycle notices travel
-//! the same way as OCSF "Application Lifecycle" records.
+//! The gateway builds one [`HttpActivity`] per request, an
+//! [`AuthenticationEvent`] per credential check and a [`DetectionFinding`]
+//! per Sigma alert, and hands them to an [`Emitter`]. The emitter redacts
+//! secrets with the current [`Redactor`] and fans each event out, without
+//! ever blocking the request path, to one bounded queue per sink; every sink
+//! has its own thread that encodes (OCSF JSON, syslog RFC 5424 with JSON or
+//! CEF, Splunk HEC envelopes, `_bulk` NDJSON), batches and retries with
+//! capped exponential backoff. Gateway lifecycle notices travel the same way
+//! as OCSF "Application Lifecycle" records.
 //!
-//! The wire format and redaction rules are documented in `docs/events.md`.
+//! The wire formats, the delivery guarantees and the redaction rules are
+//! documented in `docs/events.md`; JSON Schemas of the records are in
+//! `docs/schemas/`.
 
+mod cef;
+mod config;
 mod emitter;
 mod error;
+mod http_sink;
 mod model;
 mod ocsf;
 mod redact;
 mod sink;
+mod syslog;
+mod tls;
+mod worker;
 
-pub use emitter::{DEFAULT_QUEUE_CAPACITY, Emitter, EmitterConfig};
+pub use cef::{cef_severity, escape_extension, escape_header};
+pub use config::{
+    BatchConfig, ElasticAuth, ElasticBulkConfig, HttpTlsConfig, Secret, SinkConfig,
+    SplunkHecConfig, SyslogConfig, SyslogFormat, SyslogTransport, syslog_facility,
+};
+pub use emitter::{DEFAULT_QUEUE_CAPACITY, Emitter, EmitterConfig, FILE_QUEUE_FACTOR, SinkStats};
 pub use error::EventsError;
-pub use model::{Action, Actor, Finding, HttpActivity, Severity, TlsInfo};
-pub use ocsf::{OCSF_VERSION, event_severity, http_activity, to_ocsf_json, write_ocsf_json};
+pub use model::{
+    Action, Actor, Attack, AttackRef, AuthMethod, AuthOutcome, AuthenticationEvent,
+    DetectionFinding, Finding, HttpActivity, Severity, TlsInfo,
+};
+pub use ocsf::{
+    OCSF_VERSION, auth_protocol, auth_severity, authentication_json, detection_json,
+    event_severity, http_activity, lifecycle_json, to_ocsf_json, write_authentication_json,
+    write_detection_json, write_ocsf_json,
+};
 pub use redact::{ALWAYS_SECRET_HEADERS, DEFAULT_SECRET_QUERY_PARAMS, REDACTED, Redactor};
-pub use sink::SinkConfig;
+pub use syslog::{rfc3339_millis, syslog_severity};
 
 /// Shared fixtures for the unit tests.
 #[cfg(test)]

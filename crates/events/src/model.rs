@@ -147,3 +147,119 @@ impl Severity {
         }
     }
 }
+
+/// One credential check, successful or not: an OCSF "Authentication"
+/// (class 3002) record. Built by the gateway's identity stage; it must never
+/// carry the credential itself, only identifiers of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticationEvent {
+    /// Unix epoch milliseconds of the check.
+    pub time_ms: u64,
+    /// Id of the request that presented the credential.
+    pub request_id: String,
+    /// Address of the connected client.
+    pub client_ip: IpAddr,
+    /// Source port of the connected client.
+    pub client_port: u16,
+    /// Which mechanism checked the credential.
+    pub method: AuthMethod,
+    /// Whether the credential was accepted.
+    pub outcome: AuthOutcome,
+    /// Short machine code for a failure, e.g. `"expired"`, `"bad_signature"`,
+    /// `"unknown_key"`; `None` on success.
+    pub failure_reason: Option<String>,
+    /// The principal, when known (always on success; on failure only when the
+    /// credential named one, e.g. a Basic user name).
+    pub principal: Option<String>,
+    /// API key id, token `jti` or certificate serial: an identifier of the
+    /// credential, never the credential.
+    pub credential_id: Option<String>,
+}
+
+/// The credential mechanism behind an [`AuthenticationEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// A static API key.
+    ApiKey,
+    /// HTTP Basic against an htpasswd-style store.
+    Basic,
+    /// A locally verified JWT bearer token.
+    Jwt,
+    /// An opaque token checked by OAuth 2.0 token introspection (RFC 7662).
+    Introspection,
+    /// A client certificate on the TLS connection.
+    Mtls,
+    /// An OpenID Connect login (ID token / session).
+    Oidc,
+}
+
+impl AuthMethod {
+    /// The method's name as written in events and in `Actor::auth_method`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ApiKey => "api_key",
+            AuthMethod::Basic => "basic",
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::Introspection => "introspection",
+            AuthMethod::Mtls => "mtls",
+            AuthMethod::Oidc => "oidc",
+        }
+    }
+}
+
+/// Whether a credential check succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthOutcome {
+    /// The credential was accepted.
+    Success,
+    /// The credential was refused (see `failure_reason`).
+    Failure,
+}
+
+/// A Sigma rule match: an OCSF "Detection Finding" (class 2004) record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectionFinding {
+    /// Unix epoch milliseconds at which the rule fired.
+    pub time_ms: u64,
+    /// Unique id of this alert.
+    pub finding_uid: String,
+    /// The Sigma rule `id`.
+    pub rule_id: String,
+    /// The Sigma rule `title`.
+    pub title: String,
+    /// From the Sigma `level` (`informational` .. `critical`).
+    pub severity: Severity,
+    /// The Sigma rule `description`, if any.
+    pub description: Option<String>,
+    /// MITRE ATT&CK tactics and techniques from the rule's tags, with names.
+    pub attacks: Vec<Attack>,
+    /// Ids of the requests that triggered the rule (several for correlations).
+    pub request_ids: Vec<String>,
+    /// The client the alert is about, when there is one.
+    pub client_ip: Option<IpAddr>,
+    /// The authenticated principal the alert is about, when there is one.
+    pub principal: Option<String>,
+    /// What the gateway did about it, e.g. `"blocked ip for 600s"`, `"webhook"`.
+    pub actions_taken: Vec<String>,
+}
+
+/// One OCSF 1.3 `attack` object: an ATT&CK tactic, technique and
+/// sub-technique, each optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attack {
+    /// E.g. `TA0001` "Initial Access".
+    pub tactic: Option<AttackRef>,
+    /// E.g. `T1190` "Exploit Public-Facing Application".
+    pub technique: Option<AttackRef>,
+    /// E.g. `T1110.001` "Password Guessing".
+    pub sub_technique: Option<AttackRef>,
+}
+
+/// An ATT&CK identifier with its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttackRef {
+    /// The ATT&CK id, e.g. `T1190`.
+    pub uid: String,
+    /// Its name, e.g. `"Exploit Public-Facing Application"`.
+    pub name: String,
+}

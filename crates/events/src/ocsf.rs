@@ -13,7 +13,10 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde::ser::Serializer;
 
-use crate::model::{Action, Finding, HttpActivity, Severity, TlsInfo};
+use crate::model::{
+    Action, Attack, AttackRef, AuthMethod, AuthOutcome, AuthenticationEvent, DetectionFinding,
+    Finding, HttpActivity, Severity, TlsInfo,
+};
 
 /// OCSF schema version the records claim to follow.
 pub const OCSF_VERSION: &str = "1.3.0";
@@ -28,6 +31,10 @@ const HTTP_ACTIVITY_CLASS_UID: u32 = 4002;
 const NETWORK_ACTIVITY_CATEGORY_UID: u32 = 4;
 const APPLICATION_LIFECYCLE_CLASS_UID: u32 = 6002;
 const APPLICATION_ACTIVITY_CATEGORY_UID: u32 = 6;
+const AUTHENTICATION_CLASS_UID: u32 = 3002;
+const IAM_CATEGORY_UID: u32 = 3;
+const DETECTION_FINDING_CLASS_UID: u32 = 2004;
+const FINDINGS_CATEGORY_UID: u32 = 2;
 
 /// OCSF `activity_id` meaning "not mapped; see activity_name".
 const ACTIVITY_OTHER: u8 = 99;
@@ -434,6 +441,15 @@ fn lifecycle_activity(kind: &str) -> LifecycleActivity {
             FAILURE,
             Severity::Medium,
         ),
+        // The gateway switched between fail-open and fail-closed (a dependency such as the
+        // shared rate-limit store went away or came back): protections change, so Medium.
+        "fail_mode_switch" | "fail_mode" | "failmode_switch" => (
+            ACTIVITY_OTHER,
+            "Fail-Mode Switch",
+            "Application Lifecycle: Other",
+            SUCCESS,
+            Severity::Medium,
+        ),
         _ => (
             ACTIVITY_OTHER,
             "Other",
@@ -502,6 +518,375 @@ impl<'a> LifecycleRecord<'a> {
     }
 }
 
+/// Any event the pipeline carries. Queued behind an `Arc` so that every
+/// sink's queue shares one copy.
+// Always allocated once behind an `Arc`, so the variants' size difference
+// costs nothing per queue slot; boxing the large one would add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    Http(HttpActivity),
+    Lifecycle(LifecycleEvent),
+    Authentication(AuthenticationEvent),
+    Detection(DetectionFinding),
+}
+
+impl Event {
+    /// The OCSF `class_uid` of the record this event becomes.
+    pub(crate) fn class_uid(&self) -> u32 {
+        match self {
+            Event::Http(_) => HTTP_ACTIVITY_CLASS_UID,
+            Event::Lifecycle(_) => APPLICATION_LIFECYCLE_CLASS_UID,
+            Event::Authentication(_) => AUTHENTICATION_CLASS_UID,
+            Event::Detection(_) => DETECTION_FINDING_CLASS_UID,
+        }
+    }
+
+    /// The severity written in the record's `severity_id` (and used for the
+    /// syslog severity and CEF severity).
+    pub(crate) fn severity(&self) -> Severity {
+        match self {
+            Event::Http(ev) => event_severity(ev),
+            Event::Lifecycle(ev) => lifecycle_activity(&ev.kind).severity,
+            Event::Authentication(ev) => auth_severity(ev),
+            Event::Detection(ev) => ev.severity,
+        }
+    }
+
+    /// Event time, Unix epoch milliseconds.
+    pub(crate) fn time_ms(&self) -> u64 {
+        match self {
+            Event::Http(ev) => ev.time_ms,
+            Event::Lifecycle(ev) => ev.time_ms,
+            Event::Authentication(ev) => ev.time_ms,
+            Event::Detection(ev) => ev.time_ms,
+        }
+    }
+
+    /// Writes the event's OCSF JSON object, without a trailing newline.
+    pub(crate) fn write_json<W: io::Write>(&self, out: W) -> serde_json::Result<()> {
+        match self {
+            Event::Http(ev) => write_ocsf_json(ev, out),
+            Event::Lifecycle(ev) => write_lifecycle_json(ev, out),
+            Event::Authentication(ev) => write_authentication_json(ev, out),
+            Event::Detection(ev) => write_detection_json(ev, out),
+        }
+    }
+}
+
+/// Authentication severity: a refused credential is Low (one failure is
+/// routine; repeated failures are for detection rules to judge).
+pub fn auth_severity(ev: &AuthenticationEvent) -> Severity {
+    match ev.outcome {
+        AuthOutcome::Success => Severity::Info,
+        AuthOutcome::Failure => Severity::Low,
+    }
+}
+
+/// OCSF `auth_protocol_id` / `auth_protocol` for a credential mechanism.
+/// OCSF 1.3 has ids for Basic (11), OpenID (4) and OAuth 2.0 (6); API keys
+/// and client certificates are 99 "Other" carrying their own name.
+pub fn auth_protocol(method: AuthMethod) -> (u8, &'static str) {
+    match method {
+        AuthMethod::Basic => (11, "Basic Authentication"),
+        AuthMethod::Oidc => (4, "OpenID"),
+        AuthMethod::Jwt | AuthMethod::Introspection => (6, "OAUTH 2.0"),
+        AuthMethod::ApiKey => (ACTIVITY_OTHER, "API Key"),
+        AuthMethod::Mtls => (ACTIVITY_OTHER, "mTLS"),
+    }
+}
+
+/// Builds the OCSF Authentication (3002) JSON object for a credential check.
+pub fn authentication_json(ev: &AuthenticationEvent) -> serde_json::Value {
+    serde_json::to_value(AuthenticationRecord::new(ev)).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "failed to convert an event to OCSF JSON");
+        serde_json::Value::Null
+    })
+}
+
+/// Writes the OCSF Authentication object for `ev`, without a trailing newline.
+pub fn write_authentication_json<W: io::Write>(
+    ev: &AuthenticationEvent,
+    out: W,
+) -> serde_json::Result<()> {
+    serde_json::to_writer(out, &AuthenticationRecord::new(ev))
+}
+
+/// Builds the OCSF Detection Finding (2004) JSON object for a rule match.
+pub fn detection_json(ev: &DetectionFinding) -> serde_json::Value {
+    serde_json::to_value(DetectionRecord::new(ev)).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "failed to convert an event to OCSF JSON");
+        serde_json::Value::Null
+    })
+}
+
+/// Writes the OCSF Detection Finding object for `ev`, without a trailing newline.
+pub fn write_detection_json<W: io::Write>(ev: &DetectionFinding, out: W) -> serde_json::Result<()> {
+    serde_json::to_writer(out, &DetectionRecord::new(ev))
+}
+
+/// Builds the OCSF Application Lifecycle (6002) JSON object for a lifecycle
+/// notice of `kind` at `time_ms`.
+pub fn lifecycle_json(time_ms: u64, kind: &str, message: &str) -> serde_json::Value {
+    let ev = LifecycleEvent {
+        time_ms,
+        kind: kind.to_owned(),
+        message: message.to_owned(),
+    };
+    serde_json::to_value(LifecycleRecord::new(&ev)).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "failed to convert an event to OCSF JSON");
+        serde_json::Value::Null
+    })
+}
+
+#[derive(Serialize)]
+struct AuthenticationRecord<'a> {
+    class_uid: u32,
+    class_name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+    activity_id: u8,
+    activity_name: &'static str,
+    type_uid: u32,
+    type_name: &'static str,
+    time: u64,
+    severity_id: u8,
+    severity: &'static str,
+    status_id: u8,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_code: Option<&'a str>,
+    auth_protocol_id: u8,
+    auth_protocol: &'static str,
+    is_cleartext: bool,
+    metadata: Metadata<'a>,
+    src_endpoint: SrcEndpoint,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<ActorUser<'a>>,
+    service: ServiceRecord,
+    unmapped: AuthUnmapped<'a>,
+}
+
+#[derive(Serialize)]
+struct ServiceRecord {
+    name: &'static str,
+}
+
+#[derive(Serialize)]
+struct AuthUnmapped<'a> {
+    auth_method: &'static str,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential_id: Option<&'a str>,
+}
+
+impl<'a> AuthenticationRecord<'a> {
+    fn new(ev: &'a AuthenticationEvent) -> Self {
+        let severity = auth_severity(ev);
+        let (status_id, status) = match ev.outcome {
+            AuthOutcome::Success => (1, "Success"),
+            AuthOutcome::Failure => (2, "Failure"),
+        };
+        let (auth_protocol_id, auth_protocol) = auth_protocol(ev.method);
+        AuthenticationRecord {
+            class_uid: AUTHENTICATION_CLASS_UID,
+            class_name: "Authentication",
+            category_uid: IAM_CATEGORY_UID,
+            category_name: "Identity & Access Management",
+            // Every check is a logon attempt for the one request.
+            activity_id: 1,
+            activity_name: "Logon",
+            type_uid: AUTHENTICATION_CLASS_UID * 100 + 1,
+            type_name: "Authentication: Logon",
+            time: ev.time_ms,
+            severity_id: severity.ocsf_id(),
+            severity: severity.ocsf_name(),
+            status_id,
+            status,
+            status_code: ev.failure_reason.as_deref(),
+            auth_protocol_id,
+            auth_protocol,
+            // Credentials reach the gateway inside TLS or are not secrets (mTLS); the record
+            // does not know the listener, so it states what the check itself exposed: nothing.
+            is_cleartext: false,
+            metadata: Metadata::new(Some(&ev.request_id)),
+            src_endpoint: SrcEndpoint {
+                ip: ev.client_ip,
+                port: ev.client_port,
+            },
+            user: ev
+                .principal
+                .as_deref()
+                .map(|p| ActorUser { uid: p, name: p }),
+            service: ServiceRecord { name: "Portcullis" },
+            unmapped: AuthUnmapped {
+                auth_method: ev.method.as_str(),
+                request_id: &ev.request_id,
+                credential_id: ev.credential_id.as_deref(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct DetectionRecord<'a> {
+    class_uid: u32,
+    class_name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+    activity_id: u8,
+    activity_name: &'static str,
+    type_uid: u32,
+    type_name: &'static str,
+    time: u64,
+    severity_id: u8,
+    severity: &'static str,
+    status_id: u8,
+    status: &'static str,
+    message: &'a str,
+    metadata: Metadata<'a>,
+    finding_info: FindingInfo<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    evidences: Vec<Evidence<'a>>,
+    unmapped: DetectionUnmapped<'a>,
+}
+
+#[derive(Serialize)]
+struct FindingInfo<'a> {
+    uid: &'a str,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    desc: Option<&'a str>,
+    analytic: Analytic<'a>,
+    attacks: Vec<AttackRecord<'a>>,
+    related_events: Vec<RelatedEvent<'a>>,
+    types: [&'static str; 1],
+}
+
+#[derive(Serialize)]
+struct Analytic<'a> {
+    uid: &'a str,
+    name: &'a str,
+    type_id: u8,
+    #[serde(rename = "type")]
+    type_name: &'static str,
+}
+
+#[derive(Serialize)]
+struct AttackRecord<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tactic: Option<AttackRefRecord<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    technique: Option<AttackRefRecord<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_technique: Option<AttackRefRecord<'a>>,
+}
+
+#[derive(Serialize)]
+struct AttackRefRecord<'a> {
+    uid: &'a str,
+    name: &'a str,
+}
+
+impl<'a> AttackRecord<'a> {
+    fn from_model(attack: &'a Attack) -> Self {
+        let view = |r: &'a Option<AttackRef>| {
+            r.as_ref().map(|r| AttackRefRecord {
+                uid: &r.uid,
+                name: &r.name,
+            })
+        };
+        AttackRecord {
+            tactic: view(&attack.tactic),
+            technique: view(&attack.technique),
+            sub_technique: view(&attack.sub_technique),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RelatedEvent<'a> {
+    uid: &'a str,
+}
+
+#[derive(Serialize)]
+struct Evidence<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_endpoint: Option<EvidenceEndpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<ActorRecord<'a>>,
+}
+
+#[derive(Serialize)]
+struct EvidenceEndpoint {
+    ip: IpAddr,
+}
+
+#[derive(Serialize)]
+struct DetectionUnmapped<'a> {
+    rule_id: &'a str,
+    request_ids: &'a [String],
+    actions_taken: &'a [String],
+}
+
+impl<'a> DetectionRecord<'a> {
+    fn new(ev: &'a DetectionFinding) -> Self {
+        let evidence = Evidence {
+            src_endpoint: ev.client_ip.map(|ip| EvidenceEndpoint { ip }),
+            actor: ev.principal.as_deref().map(|p| ActorRecord {
+                user: ActorUser { uid: p, name: p },
+            }),
+        };
+        let evidences = if evidence.src_endpoint.is_some() || evidence.actor.is_some() {
+            vec![evidence]
+        } else {
+            Vec::new()
+        };
+        DetectionRecord {
+            class_uid: DETECTION_FINDING_CLASS_UID,
+            class_name: "Detection Finding",
+            category_uid: FINDINGS_CATEGORY_UID,
+            category_name: "Findings",
+            // Every alert is a new finding; Portcullis does not update findings.
+            activity_id: 1,
+            activity_name: "Create",
+            type_uid: DETECTION_FINDING_CLASS_UID * 100 + 1,
+            type_name: "Detection Finding: Create",
+            time: ev.time_ms,
+            severity_id: ev.severity.ocsf_id(),
+            severity: ev.severity.ocsf_name(),
+            status_id: 1,
+            status: "New",
+            message: &ev.title,
+            metadata: Metadata::new(Some(&ev.finding_uid)),
+            finding_info: FindingInfo {
+                uid: &ev.finding_uid,
+                title: &ev.title,
+                desc: ev.description.as_deref(),
+                analytic: Analytic {
+                    uid: &ev.rule_id,
+                    name: &ev.title,
+                    type_id: 1,
+                    type_name: "Rule",
+                },
+                attacks: ev.attacks.iter().map(AttackRecord::from_model).collect(),
+                related_events: ev
+                    .request_ids
+                    .iter()
+                    .map(|uid| RelatedEvent { uid })
+                    .collect(),
+                types: ["Sigma"],
+            },
+            evidences,
+            unmapped: DetectionUnmapped {
+                rule_id: &ev.rule_id,
+                request_ids: &ev.request_ids,
+                actions_taken: &ev.actions_taken,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,6 +906,11 @@ mod tests {
         assert_eq!(lifecycle_activity("Started").activity_id, 3);
         assert_eq!(lifecycle_activity("STOP").activity_id, 4);
         assert_eq!(lifecycle_activity("").activity_name, "Other");
+        let switch = lifecycle_activity("Fail-Mode switch");
+        assert_eq!(
+            (switch.activity_id, switch.activity_name, switch.severity),
+            (99, "Fail-Mode Switch", Severity::Medium)
+        );
     }
 
     #[test]

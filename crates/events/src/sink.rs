@@ -1,100 +1,93 @@
-//! Output sinks owned by the writer thread: stdout and size-rotated files.
+//! The local sinks: stdout and size-rotated JSON-lines files.
 //!
-//! Sinks receive complete, newline-terminated JSON lines. They buffer writes
-//! and are flushed by the writer thread whenever its queue runs dry, so a
-//! burst is written in large chunks while a quiet gateway's file stays
-//! current.
+//! Each runs on its own worker thread (see [`crate::worker`]) and receives
+//! batches of complete, newline-terminated JSON lines. The file sink never
+//! loses a line it has accepted: bytes are written from its own buffer and
+//! only removed from it once the operating system took them, so a failed
+//! write (disk full, a vanished directory) is retried from exactly where it
+//! stopped, without duplicating or tearing a line.
 
-use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::EventsError;
+use crate::ocsf::Event;
+use crate::worker::{Deliver, SendOutcome};
 
-/// Where events are written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SinkConfig {
-    /// One JSON line per event on standard output.
-    Stdout,
-    /// One JSON line per event appended to `path`. Before a line would push
-    /// the file past `max_bytes`, the file is rotated: `path.1` becomes
-    /// `path.2` and so on, `path` becomes `path.1`, and the oldest file
-    /// beyond `path.{max_files}` is deleted. `max_files = 0` keeps no
-    /// history (the file is truncated instead).
-    File {
-        /// The active file.
-        path: PathBuf,
-        /// Size limit of one file in bytes; must be positive. A single line
-        /// longer than this still gets written, alone in its file.
-        max_bytes: u64,
-        /// How many rotated files to keep besides the active one.
-        max_files: u32,
-    },
-}
-
-/// Large enough that a burst of events becomes a few big writes.
+/// Bytes gathered before the file sink writes them out.
 const BUFFER_BYTES: usize = 64 * 1024;
 
-/// An opened sink.
-pub(crate) enum Sink {
-    Stdout(BufWriter<io::Stdout>),
-    File(RotatingFile),
+/// Encodes an event as one OCSF JSON line.
+fn encode_json_line(ev: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+    ev.write_json(&mut *out).map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    Ok(())
 }
 
-impl Sink {
-    /// Opens the sink now so that a bad path fails `Emitter::start`.
-    pub(crate) fn open(cfg: &SinkConfig) -> Result<Sink, EventsError> {
-        match cfg {
-            SinkConfig::Stdout => Ok(Sink::Stdout(BufWriter::with_capacity(
-                BUFFER_BYTES,
-                io::stdout(),
-            ))),
-            SinkConfig::File {
-                path,
-                max_bytes,
-                max_files,
-            } => {
-                if *max_bytes == 0 {
-                    return Err(EventsError::InvalidConfig(format!(
-                        "file sink {}: max_bytes must be positive",
-                        path.display()
-                    )));
-                }
-                let file =
-                    RotatingFile::open(path.clone(), *max_bytes, *max_files).map_err(|source| {
-                        EventsError::OpenSink {
-                            path: path.clone(),
-                            source,
-                        }
-                    })?;
-                Ok(Sink::File(file))
+/// One JSON line per event on standard output.
+pub(crate) struct StdoutSink {
+    out: BufWriter<io::Stdout>,
+}
+
+impl StdoutSink {
+    pub(crate) fn new() -> StdoutSink {
+        StdoutSink {
+            out: BufWriter::with_capacity(BUFFER_BYTES, io::stdout()),
+        }
+    }
+}
+
+impl Deliver for StdoutSink {
+    fn encode(&mut self, ev: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        encode_json_line(ev, out)
+    }
+
+    fn send(&mut self, records: &[&[u8]]) -> SendOutcome {
+        for (i, record) in records.iter().enumerate() {
+            if let Err(err) = self.out.write_all(record) {
+                return SendOutcome::retry_from(i, records.len(), format!("stdout: {err}"));
             }
         }
+        SendOutcome::delivered()
     }
 
-    /// Writes one complete line (including its `\n`).
-    pub(crate) fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        match self {
-            Sink::Stdout(out) => out.write_all(line),
-            Sink::File(file) => file.write_line(line),
-        }
-    }
-
-    pub(crate) fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Sink::Stdout(out) => out.flush(),
-            Sink::File(file) => file.flush(),
-        }
+    fn settle(&mut self) -> Result<(), String> {
+        self.out.flush().map_err(|e| format!("stdout: {e}"))
     }
 }
 
-impl fmt::Display for Sink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Sink::Stdout(_) => f.write_str("stdout"),
-            Sink::File(file) => write!(f, "file {}", file.path.display()),
+/// The JSON-lines file sink.
+pub(crate) struct FileSink {
+    file: RotatingFile,
+}
+
+impl FileSink {
+    pub(crate) fn open(path: PathBuf, max_bytes: u64, max_files: u32) -> io::Result<FileSink> {
+        Ok(FileSink {
+            file: RotatingFile::open(path, max_bytes, max_files)?,
+        })
+    }
+}
+
+impl Deliver for FileSink {
+    fn encode(&mut self, ev: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        encode_json_line(ev, out)
+    }
+
+    fn send(&mut self, records: &[&[u8]]) -> SendOutcome {
+        for (i, record) in records.iter().enumerate() {
+            if let Err(err) = self.file.write_line(record) {
+                let msg = format!("file {}: {err}", self.file.path.display());
+                return SendOutcome::retry_from(i, records.len(), msg);
+            }
         }
+        SendOutcome::delivered()
+    }
+
+    fn settle(&mut self) -> Result<(), String> {
+        self.file
+            .flush()
+            .map_err(|e| format!("file {}: {e}", self.file.path.display()))
     }
 }
 
@@ -103,63 +96,85 @@ pub(crate) struct RotatingFile {
     path: PathBuf,
     max_bytes: u64,
     max_files: u32,
-    /// `None` after a failed rotation left no file open; the next write
-    /// tries to reopen, so a transient problem heals itself.
-    out: Option<BufWriter<File>>,
-    /// Bytes in the active file, counting what is still buffered.
+    /// `None` after a failed rotation or write left no file open; the next
+    /// write reopens it, so a transient problem heals itself.
+    out: Option<File>,
+    /// Accepted bytes not yet taken by the operating system.
+    pending: Vec<u8>,
+    /// Bytes in the active file, counting `pending`.
     size: u64,
 }
 
 impl RotatingFile {
-    fn open(path: PathBuf, max_bytes: u64, max_files: u32) -> io::Result<RotatingFile> {
+    pub(crate) fn open(path: PathBuf, max_bytes: u64, max_files: u32) -> io::Result<RotatingFile> {
         let (out, size) = open_append(&path)?;
         Ok(RotatingFile {
             path,
             max_bytes,
             max_files,
             out: Some(out),
+            pending: Vec::with_capacity(BUFFER_BYTES),
             size,
         })
     }
 
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+    /// Accepts one complete line. On error the line was not accepted (and
+    /// everything accepted before is still pending): call again later.
+    pub(crate) fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         let len = line.len() as u64;
         // An empty file always takes the line, so one oversized line cannot
         // trigger a rotation per write.
         if self.size > 0 && self.size.saturating_add(len) > self.max_bytes {
+            self.flush()?;
             self.rotate()?;
+        }
+        if !self.pending.is_empty() && self.pending.len() + line.len() > BUFFER_BYTES {
+            self.flush()?;
+        }
+        self.pending.extend_from_slice(line);
+        self.size += len;
+        Ok(())
+    }
+
+    /// Writes every pending byte. On error the unwritten rest stays pending.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
         let out = match &mut self.out {
             Some(out) => out,
             None => {
                 let (out, size) = open_append(&self.path)?;
-                self.size = size;
+                self.size = size + self.pending.len() as u64;
                 self.out.insert(out)
             }
         };
-        out.write_all(line)?;
-        self.size += len;
-        Ok(())
+        let mut written = 0;
+        let result = loop {
+            if written == self.pending.len() {
+                break Ok(());
+            }
+            match out.write(&self.pending[written..]) {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => written += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => break Err(err),
+            }
+        };
+        self.pending.drain(..written);
+        result
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.out {
-            Some(out) => out.flush(),
-            None => Ok(()),
-        }
-    }
-
+    /// Requires an empty `pending` (the caller flushed).
     fn rotate(&mut self) -> io::Result<()> {
-        if let Some(mut out) = self.out.take() {
-            out.flush()?;
-        }
+        self.out = None;
         if self.max_files == 0 {
             let file = OpenOptions::new()
                 .write(true)
                 .truncate(true)
                 .create(true)
                 .open(&self.path)?;
-            self.out = Some(BufWriter::with_capacity(BUFFER_BYTES, file));
+            self.out = Some(file);
             self.size = 0;
             return Ok(());
         }
@@ -185,11 +200,12 @@ pub(crate) fn rotated_path(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn open_append(path: &Path) -> io::Result<(BufWriter<File>, u64)> {
+fn open_append(path: &Path) -> io::Result<(File, u64)> {
     let file = OpenOptions::new().append(true).create(true).open(path)?;
-    // Appending to an existing file continues its size budget.
+    // Appending to an existing file continues its size budget (a pipe or
+    // device reports no meaningful size, which is fine: it never rotates).
     let size = file.metadata()?.len();
-    Ok((BufWriter::with_capacity(BUFFER_BYTES, file), size))
+    Ok((file, size))
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {
