@@ -1,0 +1,487 @@
+//! Extraction of every user-controlled value of a request, with its location.
+//!
+//! The gateway hands over a [`RequestView`]; this module turns it into a flat list of
+//! [`Item`]s: path segments, the whole path, path parameters, query and form names and
+//! values, cookie names and values, inspectable headers, JSON keys and strings at any depth,
+//! multipart field names, file names and text parts, XML text and attribute values. Each
+//! item records where it came from (a JSON-pointer-like location that never contains the
+//! value) and which rule targets apply. Work is bounded: extraction stops at the configured
+//! number of values and bytes and reports that it was capped.
+
+use std::borrow::Cow;
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::RequestView;
+use super::normalize::percent_decode;
+use super::rules::target;
+
+/// Headers never inspected: credentials (inspected by authentication, and full of base64
+/// that looks like anything), hop-by-hop and framing headers, and content negotiation
+/// headers whose grammar (`*/*;q=0.8`) is fixed by browsers.
+const SKIPPED_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "content-type",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "accept-charset",
+    "cookie",
+    "if-none-match",
+    "if-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "cache-control",
+    "pragma",
+    "sec-fetch-mode",
+    "sec-fetch-site",
+    "sec-fetch-dest",
+    "sec-fetch-user",
+    "sec-ch-ua-mobile",
+    "sec-ch-ua-platform",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "content-encoding",
+];
+
+/// Maximum JSON nesting walked; deeper values are reported as capped.
+const MAX_JSON_DEPTH: usize = 64;
+
+/// One value to inspect.
+pub(crate) struct Item<'a> {
+    pub location: String,
+    pub raw: Cow<'a, str>,
+    pub target: u16,
+    /// Whether `+` means a space (query strings and url-encoded forms).
+    pub plus_as_space: bool,
+    /// For values: the lower-cased, decoded parameter name they belong to.
+    pub param: Option<String>,
+    /// For names: true when this is a query/form/JSON parameter name (where a session id
+    /// does not belong), false for cookie names.
+    pub is_param_name: bool,
+    /// The header name, for header values.
+    pub header: Option<&'a str>,
+}
+
+/// Collects items up to the configured limits.
+pub(crate) struct Collector<'a> {
+    pub items: Vec<Item<'a>>,
+    bytes: usize,
+    max_values: usize,
+    max_bytes: usize,
+    pub capped: bool,
+}
+
+impl<'a> Collector<'a> {
+    pub(crate) fn new(max_values: usize, max_bytes: usize) -> Self {
+        Self {
+            items: Vec::new(),
+            bytes: 0,
+            max_values,
+            max_bytes,
+            capped: false,
+        }
+    }
+
+    fn push(&mut self, item: Item<'a>) -> bool {
+        if item.raw.is_empty() {
+            return true;
+        }
+        if self.items.len() >= self.max_values || self.bytes + item.raw.len() > self.max_bytes {
+            self.capped = true;
+            return false;
+        }
+        self.bytes += item.raw.len();
+        self.items.push(item);
+        true
+    }
+
+    fn value(&mut self, location: String, raw: Cow<'a, str>, target: u16) -> bool {
+        self.push(Item {
+            location,
+            raw,
+            target,
+            plus_as_space: false,
+            param: None,
+            is_param_name: false,
+            header: None,
+        })
+    }
+}
+
+/// A location segment for a field name: the name itself when it is short and plain, else
+/// `@index`, so that locations never echo attacker-chosen text.
+pub(crate) fn segment(name: &str, index: usize) -> String {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'$' | b' '));
+    if plain {
+        name.to_owned()
+    } else {
+        format!("@{index}")
+    }
+}
+
+/// Splits `a=b&c=d` pairs (query strings and url-encoded forms) into name and value items.
+fn url_encoded<'a>(collector: &mut Collector<'a>, prefix: &str, input: &'a str) {
+    for (index, pair) in input.split('&').enumerate() {
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match pair.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (pair, None),
+        };
+        let decoded_name = percent_decode(name, true);
+        let seg = segment(&decoded_name, index);
+        let location = format!("/{prefix}/{seg}");
+        let param = decoded_name.to_lowercase();
+        let ok = collector.push(Item {
+            location: location.clone(),
+            raw: Cow::Borrowed(name),
+            target: target::NAME,
+            plus_as_space: true,
+            param: None,
+            is_param_name: true,
+            header: None,
+        });
+        if !ok {
+            return;
+        }
+        if let Some(value) = value {
+            let ok = collector.push(Item {
+                location,
+                raw: Cow::Borrowed(value),
+                target: target::QUERY,
+                plus_as_space: true,
+                param: Some(param),
+                is_param_name: false,
+                header: None,
+            });
+            if !ok {
+                return;
+            }
+        }
+    }
+}
+
+fn cookies<'a>(collector: &mut Collector<'a>, header: &'a str) {
+    for (index, pair) in header.split(';').enumerate() {
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let location = format!("/cookie/{}", segment(&percent_decode(name, false), index));
+        collector.push(Item {
+            location: location.clone(),
+            raw: Cow::Borrowed(name),
+            target: target::NAME,
+            plus_as_space: false,
+            param: None,
+            is_param_name: false,
+            header: None,
+        });
+        collector.value(location, Cow::Borrowed(value), target::HEADER);
+    }
+}
+
+fn json<'a>(collector: &mut Collector<'a>, value: &'a Value, pointer: &mut String, depth: usize) {
+    if depth > MAX_JSON_DEPTH {
+        collector.capped = true;
+        return;
+    }
+    match value {
+        Value::String(s) => {
+            collector.value(pointer.clone(), Cow::Borrowed(s.as_str()), target::BODY);
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&i.to_string());
+                json(collector, item, pointer, depth + 1);
+                pointer.truncate(len);
+                if collector.capped {
+                    return;
+                }
+            }
+        }
+        Value::Object(map) => {
+            let parent_is_constructor = pointer.ends_with("/constructor");
+            for (i, (key, item)) in map.iter().enumerate() {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&segment(key, i));
+                // `{"constructor": {"prototype": ...}}` pollutes like `constructor.prototype`.
+                let name: Cow<'a, str> = if parent_is_constructor {
+                    Cow::Owned(format!("constructor.{key}"))
+                } else {
+                    Cow::Borrowed(key.as_str())
+                };
+                let ok = collector.push(Item {
+                    location: pointer.clone(),
+                    raw: name,
+                    target: target::NAME,
+                    plus_as_space: false,
+                    param: None,
+                    is_param_name: true,
+                    header: None,
+                });
+                if !ok {
+                    return;
+                }
+                if let Value::String(s) = item {
+                    collector.push(Item {
+                        location: pointer.clone(),
+                        raw: Cow::Borrowed(s.as_str()),
+                        target: target::BODY,
+                        plus_as_space: false,
+                        param: Some(key.to_lowercase()),
+                        is_param_name: false,
+                        header: None,
+                    });
+                } else {
+                    json(collector, item, pointer, depth + 1);
+                }
+                pointer.truncate(len);
+                if collector.capped {
+                    return;
+                }
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// Reads a `name="value"` parameter of a header such as `Content-Disposition`.
+fn header_param<'h>(header: &'h str, name: &str) -> Option<&'h str> {
+    let lower = header.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find(name) {
+        let start = from + pos;
+        let before_ok = start == 0 || matches!(lower.as_bytes()[start - 1], b';' | b' ' | b'\t');
+        let rest = &header[start + name.len()..];
+        let rest_trim = rest.trim_start();
+        if before_ok && let Some(after_eq) = rest_trim.strip_prefix('=') {
+            let after_eq = after_eq.trim_start();
+            if let Some(quoted) = after_eq.strip_prefix('"') {
+                return Some(quoted.split('"').next().unwrap_or(quoted));
+            }
+            return Some(after_eq.split(';').next().unwrap_or(after_eq).trim());
+        }
+        from = start + name.len();
+    }
+    None
+}
+
+fn multipart<'a>(collector: &mut Collector<'a>, body: &'a str, boundary: &str) {
+    let delimiter = format!("--{boundary}");
+    for (index, part) in body.split(delimiter.as_str()).enumerate().skip(1) {
+        if part.starts_with("--") {
+            break;
+        }
+        let part = part.trim_start_matches(['\r', '\n']);
+        let (head, content) = part
+            .split_once("\r\n\r\n")
+            .or_else(|| part.split_once("\n\n"))
+            .unwrap_or((part, ""));
+        let disposition = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))
+            .unwrap_or("");
+        let name = header_param(disposition, "name").unwrap_or("");
+        let location = format!("/form/{}", segment(name, index));
+        let name_item = Item {
+            location: location.clone(),
+            raw: Cow::Borrowed(name),
+            target: target::NAME,
+            plus_as_space: false,
+            param: None,
+            is_param_name: true,
+            header: None,
+        };
+        if !collector.push(name_item) {
+            return;
+        }
+        if let Some(filename) = header_param(disposition, "filename") {
+            let file_location = format!("{location}/filename");
+            collector.value(
+                file_location,
+                Cow::Borrowed(filename),
+                target::FILENAME | target::QUERY,
+            );
+        }
+        let content = content
+            .strip_suffix("\r\n")
+            .or_else(|| content.strip_suffix('\n'))
+            .unwrap_or(content);
+        // Binary parts (images, archives) are not inspected as text.
+        if !content.contains('\u{fffd}') && !content.contains('\0') {
+            collector.push(Item {
+                location,
+                raw: Cow::Borrowed(content),
+                target: target::BODY,
+                plus_as_space: false,
+                param: Some(name.to_lowercase()),
+                is_param_name: false,
+                header: None,
+            });
+        }
+        if collector.capped {
+            return;
+        }
+    }
+}
+
+/// True when a text body looks like `name=value&...` (curl and many clients send forms
+/// without a content type, and text/plain forms exist).
+fn looks_like_form(body: &str) -> bool {
+    let first = body.split('&').next().unwrap_or("");
+    match first.find('=') {
+        Some(eq) => eq > 0 && !first[..eq].contains([' ', '\n', '<', '{', '"']),
+        None => false,
+    }
+}
+
+/// True when a body without a content type is one url-encoded token (`%27%3B+select`):
+/// clients that forget the content type still send form encoding.
+fn looks_url_encoded(body: &str) -> bool {
+    let token = body.trim_end_matches(['\r', '\n']);
+    !token.is_empty()
+        && !token.contains(char::is_whitespace)
+        && (token.contains('+')
+            || token
+                .as_bytes()
+                .windows(3)
+                .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit()))
+}
+
+/// Extracts every inspectable value of `req`.
+pub(crate) fn extract<'a>(
+    req: &RequestView<'a>,
+    parsed_json: Option<&'a Value>,
+    xml_values: &Regex,
+    collector: &mut Collector<'a>,
+) {
+    // Path: the whole path for traversal, then each segment.
+    collector.value(
+        "/path".to_owned(),
+        Cow::Borrowed(req.path),
+        target::FULL_PATH,
+    );
+    for (i, seg) in req.path.split('/').filter(|s| !s.is_empty()).enumerate() {
+        collector.value(format!("/path/{i}"), Cow::Borrowed(seg), target::PATH);
+    }
+    for (i, (name, value)) in req.path_params.iter().enumerate() {
+        collector.push(Item {
+            location: format!("/path_param/{}", segment(name, i)),
+            raw: Cow::Borrowed(value.as_str()),
+            target: target::PATH | target::QUERY,
+            plus_as_space: false,
+            param: Some(name.to_lowercase()),
+            is_param_name: false,
+            header: None,
+        });
+    }
+    if let Some(query) = req.query {
+        url_encoded(collector, "query", query);
+    }
+    for (name, value) in req.headers {
+        let name = name.as_str();
+        let text = String::from_utf8_lossy(value.as_bytes());
+        if name == "cookie" {
+            if let Cow::Borrowed(s) = text {
+                cookies(collector, s);
+            } else {
+                // Non-UTF-8 cookies: inspect the whole header as one value.
+                collector.value("/header/cookie".to_owned(), text, target::HEADER);
+            }
+            continue;
+        }
+        if SKIPPED_HEADERS.contains(&name) {
+            continue;
+        }
+        let is_filename = name.contains("filename") || name.contains("file-name");
+        let mut t = target::HEADER;
+        if is_filename {
+            t |= target::FILENAME;
+        }
+        collector.push(Item {
+            location: format!("/header/{name}"),
+            raw: text,
+            target: t,
+            plus_as_space: false,
+            param: None,
+            is_param_name: false,
+            header: Some(name),
+        });
+    }
+    let ct = req.content_type.unwrap_or("").to_ascii_lowercase();
+    if let Some(value) = parsed_json {
+        let mut pointer = String::from("/body");
+        json(collector, value, &mut pointer, 0);
+        return;
+    }
+    let Some(body) = req.body.filter(|b| !b.is_empty()) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(body);
+    let text: &'a str = match text {
+        Cow::Borrowed(s) => s,
+        Cow::Owned(_) => {
+            // Lossy conversion of a non-UTF-8 body: inspect the valid prefix only; binary
+            // bodies are not the target of text payload detection.
+            let valid = std::str::from_utf8(body)
+                .map_err(|e| e.valid_up_to())
+                .err()
+                .unwrap_or(body.len());
+            std::str::from_utf8(&body[..valid]).unwrap_or("")
+        }
+    };
+    if ct.contains("multipart/form-data")
+        && let Some(boundary) = header_param(req.content_type.unwrap_or(""), "boundary")
+    {
+        multipart(collector, text, boundary);
+        return;
+    }
+    if ct.contains("x-www-form-urlencoded") {
+        url_encoded(collector, "form", text.trim_end_matches(['\r', '\n']));
+        return;
+    }
+    if ct.contains("xml") || (ct.is_empty() && text.trim_start().starts_with("<?xml")) {
+        collector.value("/body".to_owned(), Cow::Borrowed(text), target::XML_RAW);
+        for (i, caps) in xml_values.captures_iter(text).enumerate() {
+            let Some(m) = caps.get(1).or_else(|| caps.get(2)).or_else(|| caps.get(3)) else {
+                continue;
+            };
+            let v = m.as_str().trim();
+            if !v.is_empty()
+                && !collector.value(format!("/xml/{i}"), Cow::Borrowed(v), target::BODY)
+            {
+                return;
+            }
+        }
+        return;
+    }
+    if !ct.contains("json") && (looks_like_form(text) || (ct.is_empty() && looks_url_encoded(text)))
+    {
+        url_encoded(collector, "form", text.trim_end_matches(['\r', '\n']));
+        return;
+    }
+    collector.value("/body".to_owned(), Cow::Borrowed(text), target::BODY);
+}
