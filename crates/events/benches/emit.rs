@@ -50,6 +50,8 @@ fn request_event() -> HttpActivity {
         reason: None,
         findings: Vec::new(),
         actor: None,
+        attempted_user: None,
+        operation: None,
     }
 }
 

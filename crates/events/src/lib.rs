@@ -36,7 +36,7 @@ pub use emitter::{DEFAULT_QUEUE_CAPACITY, Emitter, EmitterConfig, FILE_QUEUE_FAC
 pub use error::EventsError;
 pub use model::{
     Action, Actor, Attack, AttackRef, AuthMethod, AuthOutcome, AuthenticationEvent,
-    DetectionFinding, Finding, HttpActivity, Severity, TlsInfo,
+    DetectionFinding, Finding, HttpActivity, Operation, Severity, TlsInfo,
 };
 pub use ocsf::{
     OCSF_VERSION, auth_protocol, auth_severity, authentication_json, detection_json,
@@ -78,6 +78,8 @@ mod tests_support {
             reason: None,
             findings: Vec::new(),
             actor: None,
+            attempted_user: None,
+            operation: None,
         }
     }
 }

@@ -59,6 +59,19 @@ pub struct HttpActivity {
     pub findings: Vec<Finding>,
     /// Who made the request, once authenticated. Never carries a secret.
     pub actor: Option<Actor>,
+    /// The user name presented in a failed credential check (a Basic user name), when known:
+    /// what credential-stuffing and brute-force rules count. Never the password.
+    pub attempted_user: Option<String>,
+    /// The OpenAPI operation the request matched, when the route has a contract.
+    pub operation: Option<Operation>,
+}
+
+/// An OpenAPI operation: its `operationId` and path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub id: Option<String>,
+    /// The path template as the document declares it, e.g. `/orders/{id}`.
+    pub path: String,
 }
 
 /// The authenticated caller of a request.

@@ -177,10 +177,33 @@ struct ActorUser<'a> {
 
 #[derive(Serialize)]
 struct AuthRecord<'a> {
-    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     credential_id: Option<&'a str>,
-    scopes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempted_user: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct OperationRecord<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    path: &'a str,
+}
+
+/// `path?query` written straight into the output, without building a string.
+struct UrlString<'a>(&'a str, Option<&'a str>);
+
+impl Serialize for UrlString<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.1 {
+            Some(q) => serializer.collect_str(&format_args!("{}?{}", self.0, q)),
+            None => serializer.serialize_str(self.0),
+        }
+    }
 }
 
 impl<'a> HttpActivityRecord<'a> {
@@ -220,6 +243,11 @@ impl<'a> HttpActivityRecord<'a> {
                 http_method: &ev.method,
                 version: &ev.http_version,
                 user_agent: ev.user_agent.as_deref(),
+                referrer: ev
+                    .headers
+                    .iter()
+                    .find(|(name, _)| name == "referer")
+                    .map(|(_, v)| v.as_str()),
                 length: ev.bytes_in,
                 uid: &ev.request_id,
                 url: Url {
@@ -227,6 +255,7 @@ impl<'a> HttpActivityRecord<'a> {
                     hostname: &ev.host,
                     path: &ev.path,
                     query_string: ev.query.as_deref(),
+                    url_string: UrlString(&ev.path, ev.query.as_deref()),
                 },
                 http_headers: Headers(&ev.headers),
             },
@@ -242,10 +271,24 @@ impl<'a> HttpActivityRecord<'a> {
                 },
             }),
             unmapped: Unmapped {
-                auth: ev.actor.as_ref().map(|a| AuthRecord {
-                    method: &a.auth_method,
-                    credential_id: a.credential_id.as_deref(),
-                    scopes: &a.scopes,
+                auth: match (&ev.actor, &ev.attempted_user) {
+                    (Some(a), attempted) => Some(AuthRecord {
+                        method: Some(&a.auth_method),
+                        credential_id: a.credential_id.as_deref(),
+                        scopes: Some(&a.scopes),
+                        attempted_user: attempted.as_deref(),
+                    }),
+                    (None, Some(user)) => Some(AuthRecord {
+                        method: None,
+                        credential_id: None,
+                        scopes: None,
+                        attempted_user: Some(user),
+                    }),
+                    (None, None) => None,
+                },
+                operation: ev.operation.as_ref().map(|o| OperationRecord {
+                    id: o.id.as_deref(),
+                    path: &o.path,
                 }),
                 route: ev.route.as_deref(),
                 upstream: ev.upstream.as_deref(),
@@ -271,6 +314,8 @@ struct HttpRequest<'a> {
     version: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_agent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrer: Option<&'a str>,
     length: u64,
     uid: &'a str,
     url: Url<'a>,
@@ -284,6 +329,7 @@ struct Url<'a> {
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     query_string: Option<&'a str>,
+    url_string: UrlString<'a>,
 }
 
 #[derive(Serialize)]
@@ -317,6 +363,8 @@ struct Unmapped<'a> {
     upstream: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operation: Option<OperationRecord<'a>>,
     request_id: &'a str,
     duration_us: u64,
     findings: Findings<'a>,

@@ -102,7 +102,7 @@ fn every_line_is_an_ocsf_http_activity_with_the_documented_fields() -> TestResul
             "user_agent": "test-client/1.0",
             "length": 0,
             "uid": "req-000000",
-            "url": {"scheme": "http", "hostname": "api.example.com", "path": "/v1/items", "query_string": "page=2"},
+            "url": {"scheme": "http", "hostname": "api.example.com", "path": "/v1/items", "query_string": "page=2", "url_string": "/v1/items?page=2"},
             "http_headers": [
                 {"name": "accept", "value": "application/json"},
                 {"name": "user-agent", "value": "test-client/1.0"}

@@ -89,6 +89,10 @@ pub struct RequestContext {
     /// `RateLimit-Policy` / `RateLimit` values for an allowed response, when the route sends them.
     pub rate_headers: Option<(String, String)>,
     pub body: Arc<crate::body::BodyState>,
+    /// The user name of a failed credential check (Basic), for brute-force detection.
+    pub attempted_user: Option<String>,
+    /// The OpenAPI operation the request matched.
+    pub operation: Option<portcullis_events::Operation>,
 }
 
 /// Emits the request's event when dropped — after the response body has been sent, when the
@@ -104,6 +108,8 @@ pub struct EventGuard {
     completed: bool,
     /// Held until the response is done: the route's in-flight slot.
     in_flight: Option<crate::protect::InFlightPermit>,
+    /// The live detection engine the finished event also goes to.
+    detection: Option<Arc<crate::detection::Detection>>,
 }
 
 impl EventGuard {
@@ -124,7 +130,13 @@ impl EventGuard {
             conn,
             completed: false,
             in_flight: None,
+            detection: None,
         }
+    }
+
+    /// Send the finished event to the detection engine too.
+    pub fn detect_with(&mut self, detection: Option<Arc<crate::detection::Detection>>) {
+        self.detection = detection;
     }
 
     /// Record the outcome once the response head is known.
@@ -141,6 +153,8 @@ impl EventGuard {
                 Action::Allowed
             };
             ev.client_ip = ctx.client_ip;
+            ev.attempted_user = ctx.attempted_user.take();
+            ev.operation = ctx.operation.take();
             ev.actor = ctx.identity.as_ref().map(|id| portcullis_events::Actor {
                 auth_method: crate::authn::method_name(id.method).to_string(),
                 principal: id.principal.clone(),
@@ -204,6 +218,9 @@ impl Drop for EventGuard {
             ev.reason = Some("client_closed".into());
         }
         self.metrics.observe_request(&ev, self.started.elapsed());
+        if let Some(detection) = &self.detection {
+            detection.submit(&ev);
+        }
         self.emitter.emit(ev);
         self.conn.request_done();
     }

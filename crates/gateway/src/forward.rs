@@ -3,13 +3,15 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri, Version, request::Parts};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::body::{Body, BodyFailure, RequestBody, empty};
+use crate::body::{Body, BodyFailure, RequestBody, empty, full};
 use crate::context::RequestContext;
+use crate::contract::ForwardBody;
 use crate::forwarding::{ForwardedFor, is_trusted, set_forwarding_headers, strip_hop_by_hop};
 use crate::metrics::Metrics;
 use crate::problem::Rejection;
@@ -35,7 +37,7 @@ pub async fn forward(
     route: &Route,
     ctx: &mut RequestContext,
     parts: Parts,
-    body: Incoming,
+    body: ForwardBody,
     settings: &ForwardSettings<'_>,
     metrics: &Metrics,
 ) -> Result<Response<Incoming>, Rejection> {
@@ -64,20 +66,25 @@ pub async fn forward(
         .path_and_query()
         .map_or("/", |pq| pq.as_str())
         .to_string();
-    let has_body = !body.is_end_stream();
-    let mut next_body: Option<Body> = Some(if has_body {
-        RequestBody::new(
-            body,
-            route.config.request.max_body,
-            settings.body_timeout,
-            settings.min_body_rate,
-            ctx.body.clone(),
-        )
-        .boxed_unsync()
-    } else {
-        empty()
-    });
-    let retryable = idempotent(&parts.method) && !has_body;
+    // A body already read by the gateway can be sent again; a streamed one cannot.
+    let (mut next_body, retry_body): (Option<Body>, Option<Bytes>) = match body {
+        ForwardBody::Buffered(bytes) => (Some(full(bytes.clone())), Some(bytes)),
+        ForwardBody::Stream(body) if body.is_end_stream() => (Some(empty()), Some(Bytes::new())),
+        ForwardBody::Stream(body) => (
+            Some(
+                RequestBody::new(
+                    body,
+                    route.config.request.max_body,
+                    settings.body_timeout,
+                    settings.min_body_rate,
+                    ctx.body.clone(),
+                )
+                .boxed_unsync(),
+            ),
+            None,
+        ),
+    };
+    let retryable = idempotent(&parts.method) && retry_body.is_some();
     let mut exclude = None;
 
     loop {
@@ -138,7 +145,7 @@ pub async fn forward(
                     pool.mark_unhealthy(idx);
                     if retryable && exclude.is_none() && pool.targets.len() > 1 {
                         exclude = Some(idx);
-                        next_body = Some(empty());
+                        next_body = retry_body.clone().map(full);
                         continue;
                     }
                 } else {
@@ -154,7 +161,7 @@ pub async fn forward(
 /// When forwarding failed because of the client's body, say so instead of blaming the upstream.
 /// Only this request's own body counts: the connection's framing signal may also hold a
 /// verdict about a later, pipelined request, which is not this request's fault.
-fn body_rejection(ctx: &RequestContext) -> Option<Rejection> {
+pub(crate) fn body_rejection(ctx: &RequestContext) -> Option<Rejection> {
     // A chunked-body violation can surface to hyper as an early end of the body rather than
     // as an error, so the reader's verdict is checked too — but only verdicts about a body:
     // a head verdict belongs to a later, pipelined request.

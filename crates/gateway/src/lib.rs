@@ -30,6 +30,8 @@ pub mod authn;
 pub mod body;
 pub mod config;
 pub mod context;
+pub mod contract;
+pub mod detection;
 pub mod forward;
 pub mod forwarding;
 pub mod framing;

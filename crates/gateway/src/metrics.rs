@@ -24,6 +24,8 @@ pub struct Metrics {
     connections: Gauge,
     connections_refused: Counter,
     protection: Family<Labels, Counter>,
+    detection_alerts: Family<Labels, Counter>,
+    detection_dropped: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -95,7 +97,21 @@ impl Metrics {
             "Rate-limit refusals, blocks and limit-store fail-mode switches",
             protection.clone(),
         );
+        let detection_alerts = Family::<Labels, Counter>::default();
+        registry.register(
+            "detection_alerts",
+            "Sigma rule matches on the live event stream, by rule id",
+            detection_alerts.clone(),
+        );
+        let detection_dropped = Counter::default();
+        registry.register(
+            "detection_dropped",
+            "Events the detection engine never saw because its queue was full",
+            detection_dropped.clone(),
+        );
         Metrics {
+            detection_alerts,
+            detection_dropped,
             protection,
             registry,
             requests,
@@ -156,6 +172,16 @@ impl Metrics {
 
     pub fn store_transition(&self, kind: &str) {
         self.protection_action(kind);
+    }
+
+    pub fn detection_alert(&self, rule_id: &str) {
+        self.detection_alerts
+            .get_or_create(&vec![("rule", rule_id.to_string())])
+            .inc();
+    }
+
+    pub fn detection_dropped(&self) {
+        self.detection_dropped.inc();
     }
 
     pub fn connection_opened(&self) {

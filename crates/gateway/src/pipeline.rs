@@ -14,10 +14,12 @@
 //!         │                     failures feed brute-force blocks; principal/key blocks
 //!         ├─ rate limit         after authentication: by principal, api key, tier
 //!         ├─ authorize          scopes, roles, claims, MFA, ownership, CEL
-//!         ├─ validate, inspect  methods, media types, body size
+//!         ├─ validate, inspect  methods, media types, body size; the OpenAPI contract
+//!         │                     (operation, parameters, body) and attack payloads
 //!         ├─ load shedding      the route's in-flight cap
 //!         ├─ forward            identity headers, upstream pool, streaming both ways
 //!         ├─ response filters   strip, mask, size cap
+//!         ├─ data protection    undeclared response fields, secrets, personal data
 //!         └─ event              one per request, emitted by the EventGuard
 //! ```
 //!
@@ -66,14 +68,23 @@ pub async fn handle(
         identity: None,
         rate_headers: None,
         body: Arc::default(),
+        attempted_user: None,
+        operation: None,
     };
+    let detection = gw.detection.load_full();
     let mut guard = EventGuard::new(
-        initial_event(&req, &ctx, &host, gw.emitter.has_sinks()),
+        initial_event(
+            &req,
+            &ctx,
+            &host,
+            gw.emitter.has_sinks() || detection.is_some(),
+        ),
         ctx.body.clone(),
         gw.emitter.clone(),
         gw.metrics.clone(),
         conn.activity.clone(),
     );
+    guard.detect_with(detection);
     let origin = req.headers().get(ORIGIN).cloned();
 
     let mut route: Option<Arc<Route>> = None;
@@ -165,7 +176,7 @@ async fn stages(
     }
 
     // Request limits that hold whatever the route.
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     restrict::check_limits(&parts, &snap.config.limits)?;
     restrict::check_path(parts.uri.path())?;
 
@@ -235,6 +246,7 @@ async fn stages(
                         ctx.findings
                             .push(finding("brute_force", "blocked", Severity::High));
                     }
+                    ctx.attempted_user = user;
                 }
                 return Err(rej);
             }
@@ -280,6 +292,12 @@ async fn stages(
     // Whether the forward stage will stream a body: HTTP/2 bodies need not be declared.
     let body_follows = !hyper::body::Body::is_end_stream(&body);
     restrict::check_request(&parts, &route.config.request, body_follows)?;
+    let body_limits = crate::contract::BodyLimits {
+        timeout: snap.config.limits.request_body_timeout,
+        min_rate: snap.config.limits.min_body_rate,
+    };
+    let (body, operation) =
+        crate::contract::check_request(&route, ctx, &mut parts, body, &body_limits).await?;
 
     // Load shedding: a route with `max_in_flight` answers 503 at once beyond it.
     if let Some(max) = route.config.max_in_flight {
@@ -307,8 +325,9 @@ async fn stages(
     let method = parts.method.clone();
     let upstream_resp = forward(&route, ctx, parts, body, &settings, &gw.metrics).await?;
 
-    // Response filters.
-    respond::filter_upstream(&route.config.response, ctx, &method, upstream_resp)
+    // Response filters, then data protection: the contract's fields, secrets, personal data.
+    let resp = respond::filter_upstream(&route.config.response, ctx, &method, upstream_resp)?;
+    crate::contract::protect_response(&route, ctx, operation.as_ref(), &method, resp).await
 }
 
 fn finding(kind: &str, id: &str, severity: Severity) -> portcullis_events::Finding {
@@ -446,6 +465,8 @@ fn initial_event(
         reason: None,
         findings: Vec::new(),
         actor: None,
+        attempted_user: None,
+        operation: None,
     }
 }
 

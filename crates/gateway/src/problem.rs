@@ -25,6 +25,19 @@ pub struct Rejection {
     pub event_reason: Option<&'static str>,
     /// The authorization rule that denied, for the event.
     pub rule: Option<String>,
+    /// Each failing location of an invalid request (the `errors` member): where, and which
+    /// rule it broke — never the offending value.
+    pub errors: Vec<ProblemError>,
+}
+
+/// One failing location of a request refused by its API contract.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProblemError {
+    /// JSON pointer into the request: `/query/limit`, `/body/items/0/qty`, `/header/x-trace`.
+    pub pointer: String,
+    /// The rule broken: `type`, `required`, `maximum`, `additionalProperties`, ...
+    pub rule: String,
+    pub detail: String,
 }
 
 impl Rejection {
@@ -37,6 +50,7 @@ impl Rejection {
             headers: Vec::new(),
             event_reason: None,
             rule: None,
+            errors: Vec::new(),
         }
     }
 
@@ -86,8 +100,15 @@ pub fn render(rej: &Rejection, request_id: &str) -> Response<Body> {
         "status": rej.status.as_u16(),
         "request_id": request_id,
     });
-    if let (Some(detail), Some(obj)) = (&rej.detail, doc.as_object_mut()) {
-        obj.insert("detail".into(), detail.clone().into());
+    if let Some(obj) = doc.as_object_mut() {
+        if let Some(detail) = &rej.detail {
+            obj.insert("detail".into(), detail.clone().into());
+        }
+        if !rej.errors.is_empty()
+            && let Ok(errors) = serde_json::to_value(&rej.errors)
+        {
+            obj.insert("errors".into(), errors);
+        }
     }
     let bytes = Bytes::from(doc.to_string());
     let mut resp = Response::new(full(bytes));

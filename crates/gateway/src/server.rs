@@ -38,6 +38,8 @@ pub enum GatewayError {
 /// Process-wide state shared by every connection.
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
+    /// The Sigma engine's queue, when `detection:` is configured.
+    pub detection: arc_swap::ArcSwapOption<crate::detection::Detection>,
     pub emitter: Emitter,
     pub metrics: Arc<Metrics>,
     config_path: Option<PathBuf>,
@@ -59,6 +61,7 @@ impl Gateway {
         if config.events.stdout {
             sinks.push(SinkConfig::Stdout);
         }
+        sinks.extend(config.events.sinks.iter().cloned());
         let emitter = Emitter::start(
             EmitterConfig {
                 sinks,
@@ -67,10 +70,13 @@ impl Gateway {
             redactor(&config),
         )?;
         let snapshot = Snapshot::build(config, None, 1).map_err(GatewayError::Setup)?;
+        let metrics = Arc::new(Metrics::new());
+        let detection = start_detection(&snapshot, &emitter, &metrics, None);
         Ok(Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
+            detection: arc_swap::ArcSwapOption::new(detection),
             emitter,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             config_path,
             generation: AtomicU64::new(1),
             reload_lock: tokio::sync::Mutex::new(()),
@@ -126,6 +132,13 @@ impl Gateway {
         })?;
         match built {
             Ok((snapshot, redactor)) => {
+                let detection = start_detection(
+                    &snapshot,
+                    &self.emitter,
+                    &self.metrics,
+                    self.detection.load_full(),
+                );
+                self.detection.store(detection);
                 self.emitter.set_redactor(redactor);
                 self.snapshot.store(Arc::new(snapshot));
                 self.generation.store(generation, Ordering::Release);
@@ -157,6 +170,31 @@ impl Gateway {
 }
 
 /// What events may never contain, from the config.
+/// The detection runtime for `snapshot`: none without `detection:`, the running one when the
+/// rules, settings and block list did not change (its correlation windows stay open), else a
+/// new one.
+fn start_detection(
+    snapshot: &Snapshot,
+    emitter: &Emitter,
+    metrics: &Arc<Metrics>,
+    previous: Option<Arc<crate::detection::Detection>>,
+) -> Option<Arc<crate::detection::Detection>> {
+    let cfg = snapshot.config.detection.as_ref()?;
+    let limiter = &snapshot.protection.limiter;
+    if let Some(p) = previous.filter(|p| p.reusable_for(cfg.fingerprint, limiter)) {
+        return Some(p);
+    }
+    Some(crate::detection::Detection::start(
+        cfg,
+        crate::detection::DetectionDeps {
+            emitter: emitter.clone(),
+            redactor: redactor(&snapshot.config),
+            limiter: limiter.clone(),
+            metrics: metrics.clone(),
+        },
+    ))
+}
+
 fn redactor(cfg: &Config) -> Redactor {
     let mut params: Vec<String> = config::DEFAULT_CREDENTIAL_PARAMS
         .iter()

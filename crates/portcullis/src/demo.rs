@@ -31,6 +31,10 @@ pub async fn run(port: u16, admin_port: u16) -> anyhow::Result<ExitCode> {
     let public_pem = dir.join("idp-public.pem");
     std::fs::write(&public_pem, issuer.public_pem()).context("cannot write the demo IdP key")?;
 
+    let openapi_spec = dir.join("sample-api.openapi.yaml");
+    std::fs::write(&openapi_spec, sample_api::OPENAPI)
+        .context("cannot write the sample API's OpenAPI document")?;
+
     let yaml = demo_config(&DemoSettings {
         api: api.to_string(),
         port,
@@ -38,6 +42,7 @@ pub async fn run(port: u16, admin_port: u16) -> anyhow::Result<ExitCode> {
         admin_token: token.clone(),
         api_key_hash,
         idp_public_pem: public_pem.display().to_string(),
+        openapi_spec: openapi_spec.display().to_string(),
     });
     let path = PathBuf::from("portcullis-demo.yaml");
     let cfg = config::parse(&path, &yaml).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -90,6 +95,15 @@ Try:
   # brute force: five wrong keys block this client for 30 s (403 blocked), even with the right key
   for i in $(seq 6); do curl -ks -o /dev/null -w '%{{http_code}} ' {base}/api/items -H 'x-api-key: wrong'; done; echo
 
+  # the API contract (OpenAPI): mass assignment refused (400, the problem lists /body/admin)
+  curl -ki -X POST {base}/api/items -H "authorization: Bearer $ALICE" -H 'content-type: application/json' -d '{{"name":"tnt","admin":true}}'
+
+  # attack payloads: SQL injection in a path parameter refused (403 attack_detected)
+  curl -ki "{base}/api/catalog/1'%20UNION%20SELECT%20password%20FROM%20users--"
+
+  # data leaving: the upstream's password_hash and is_admin are removed, the card number masked
+  curl -ks {base}/api/users/alice/profile -H "authorization: Bearer $ALICE"
+
   # oversize body refused before it reaches the API (413)
   head -c 20000 /dev/zero | curl -ki -X POST {base}/api/items -H "authorization: Bearer $ALICE" -H 'content-type: application/json' --data-binary @-
 
@@ -125,6 +139,7 @@ struct DemoSettings {
     admin_token: String,
     api_key_hash: String,
     idp_public_pem: String,
+    openapi_spec: String,
 }
 
 /// The demo's config: the same schema an operator writes (see examples/).
@@ -136,6 +151,7 @@ fn demo_config(s: &DemoSettings) -> String {
         admin_token,
         api_key_hash,
         idp_public_pem,
+        openapi_spec,
     } = s;
     let redirect = if *port == 8443 {
         8080
@@ -187,12 +203,20 @@ routes:
     match: {{ path_prefix: /api/debug }}
     upstream: sample-api
     auth: {{ public: true }}
+  - name: catalog
+    match: {{ path_prefix: /api/catalog }}
+    upstream: sample-api
+    auth: {{ public: true }}
+    openapi: {{ spec: "{openapi_spec}" }}
+    inspect: {{ mode: enforce }}
   - name: items-read
     match: {{ path_prefix: /api/items, methods: [GET, HEAD, OPTIONS] }}
     upstream: sample-api
     auth: {{ methods: [api_key, jwt:demo] }}
     authorize: {{ scopes_all: [items:read] }}
     rate_limits: {{ before_auth: [per-ip], after_auth: [per-principal], headers: true }}
+    openapi: {{ spec: "{openapi_spec}" }}
+    inspect: {{ mode: enforce }}
     cors:
       allow_origins: [https://app.example.com]
       allow_methods: [GET, POST, PUT, DELETE]
@@ -205,12 +229,18 @@ routes:
     authorize: {{ scopes_all: [items:write] }}
     request:
       allowed_content_types: [application/json]
+    openapi: {{ spec: "{openapi_spec}", reject_unknown_properties: true }}
+    inspect: {{ mode: enforce }}
   - name: profiles
     match: {{ path_prefix: /api/users, path_template: "/api/users/{{user_id}}/profile" }}
     upstream: sample-api
     auth: {{ methods: [jwt:demo] }}
     authorize:
       ownership: [{{ path_param: user_id, claim: sub }}]
+    openapi: {{ spec: "{openapi_spec}", responses: filter }}
+    inspect: {{ mode: enforce }}
+    data_protection:
+      detectors: {{ "*": mask }}
 events:
   file: portcullis-events.jsonl
 admin:

@@ -1,6 +1,7 @@
 //! The `portcullis` binary: a thin CLI over the library crates.
 
 mod demo;
+mod rules;
 mod sample_api;
 
 use std::path::PathBuf;
@@ -52,8 +53,32 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Sigma rules: lint them, replay stored events, convert them into SIEM queries.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load and lint every rule in DIR; exit 1 if any cannot be loaded.
+    Check { dir: PathBuf },
+    /// Replay stored events (JSON lines, as the event file holds them) and print the matches.
+    Test {
+        dir: PathBuf,
+        #[arg(long)]
+        events: PathBuf,
+    },
+    /// Translate the rules into queries over the Portcullis event fields.
+    Convert {
+        /// splunk, lucene, esql or kql.
+        #[arg(long)]
+        target: String,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,6 +126,11 @@ fn main() -> ExitCode {
             println!("    scopes: [{}]", scopes.join(", "));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rules { command } => match command {
+            RulesCommand::Check { dir } => rules::check(&dir),
+            RulesCommand::Test { dir, events } => rules::test(&dir, &events),
+            RulesCommand::Convert { target, dir } => rules::convert(&dir, &target),
+        },
         Command::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
         Command::Demo { port, admin_port } => {
             runtime().and_then(|rt| rt.block_on(demo::run(port, admin_port)))

@@ -16,6 +16,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+/// The sample API's OpenAPI document: the contract the demo's gateway enforces.
+pub const OPENAPI: &str = include_str!("sample_api.openapi.yaml");
+
 #[derive(Default)]
 struct Store {
     next_id: u64,
@@ -74,9 +77,22 @@ async fn handle(
                 "<h1>Internal Server Error</h1><pre>Traceback (most recent call last):\n  File \"/srv/app/views.py\", line 42, in crash\n    db.execute(\"SELECT * FROM users WHERE id=%s\" % uid)\npsycopg2.errors.SyntaxError: syntax error at or near \"'\"\n  DATABASE_URL=postgres://app:s3cr3t@10.0.3.7/app</pre>".into(),
             ));
         }
+        // Leaks on purpose: a password hash and an internal flag the contract never promised
+        // (the gateway removes them) and a full card number (the gateway masks it).
         (Method::GET, ["api", "users", user, "profile"]) => (
             StatusCode::OK,
-            json!({"user": user, "email": format!("{user}@example.com"), "plan": "gold"}),
+            json!({
+                "user": user,
+                "email": format!("{user}@example.com"),
+                "plan": "gold",
+                "password_hash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+                "is_admin": false,
+                "payment": {"card_number": "4111 1111 1111 1111", "expiry": "12/29"}
+            }),
+        ),
+        (Method::GET, ["api", "catalog", sku]) => (
+            StatusCode::OK,
+            json!({"sku": sku, "name": "Portcullis T-shirt", "price": 19.5}),
         ),
         (Method::GET, ["api", "items"]) => {
             let items: Vec<Value> = store

@@ -46,6 +46,8 @@ pub fn event(n: usize) -> HttpActivity {
         reason: None,
         findings: Vec::new(),
         actor: None,
+        attempted_user: None,
+        operation: None,
     }
 }
 

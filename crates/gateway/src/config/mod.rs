@@ -3,6 +3,8 @@
 //! Every error names file, line, column and field path (see `source.rs`). The request path
 //! never reads these types directly; `crate::snapshot` compiles them into lookup structures.
 
+pub mod contract;
+pub mod detection;
 pub mod model;
 pub mod raw;
 pub mod source;
@@ -10,6 +12,10 @@ pub mod units;
 
 use std::path::Path;
 
+pub use contract::{
+    DataProtectionPolicy, Enforcement, InspectPolicy, OpenApiPolicy, ResponseContract,
+};
+pub use detection::{BlockSubject, DetectionConfig, DetectionResponse, Webhook};
 pub use model::*;
 pub use source::{ConfigError, ConfigErrors, SourceMap};
 

@@ -57,6 +57,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub rate_limit: RateLimitConfig,
     pub access: AccessConfig,
+    /// Sigma rules on the live event stream, when configured.
+    pub detection: Option<super::detection::DetectionConfig>,
 }
 
 /// Named limits and their store.
@@ -213,6 +215,12 @@ pub struct RouteConfig {
     pub path_template: Option<String>,
     pub rate_limits: RouteLimits,
     pub max_in_flight: Option<usize>,
+    /// The route's OpenAPI contract, compiled.
+    pub openapi: Option<Arc<super::contract::OpenApiPolicy>>,
+    /// Attack-payload detection.
+    pub inspect: Option<Arc<super::contract::InspectPolicy>>,
+    /// Secret and personal-data detection.
+    pub data_protection: Option<Arc<super::contract::DataProtectionPolicy>>,
 }
 
 /// How callers of a route authenticate.
@@ -359,6 +367,11 @@ pub struct EventsConfig {
     pub stdout: bool,
     pub redact_headers: Vec<String>,
     pub queue_capacity: usize,
+    /// SIEM sinks (syslog, Splunk HEC, Elasticsearch `_bulk`), validated.
+    #[serde(skip)]
+    pub sinks: Vec<portcullis_events::SinkConfig>,
+    /// Their kinds and destinations, for `/config` (never their secrets).
+    pub sink_destinations: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -398,18 +411,23 @@ fn ser_header_names<S: serde::Serializer>(h: &[HeaderName], s: S) -> Result<S::O
 }
 
 /// Collects errors while building the model.
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     map: &'a SourceMap,
     base_dir: PathBuf,
     errors: Vec<ConfigError>,
 }
 
 impl Validator<'_> {
-    fn err(&mut self, field: &str, msg: impl Into<String>) {
+    pub(super) fn err(&mut self, field: &str, msg: impl Into<String>) {
         self.errors.push(self.map.error(field, msg));
     }
 
-    fn duration(&mut self, field: &str, raw: &Option<String>, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        field: &str,
+        raw: &Option<String>,
+        default: Duration,
+    ) -> Duration {
         match raw {
             None => default,
             Some(t) => match parse_duration(t) {
@@ -426,7 +444,7 @@ impl Validator<'_> {
         }
     }
 
-    fn size(&mut self, field: &str, raw: &Option<RawSize>, default: u64) -> u64 {
+    pub(super) fn size(&mut self, field: &str, raw: &Option<RawSize>, default: u64) -> u64 {
         match raw {
             None => default,
             Some(r) => parse_size(r).unwrap_or_else(|e| {
@@ -451,7 +469,7 @@ impl Validator<'_> {
         out
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub(super) fn path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
         if p.is_absolute() {
             p.to_path_buf()
@@ -461,7 +479,7 @@ impl Validator<'_> {
     }
 
     /// Resolve `${env:NAME}` / `${file:PATH}` or take the literal value.
-    fn secret(&mut self, field: &str, raw: &str) -> Option<Secret> {
+    pub(super) fn secret(&mut self, field: &str, raw: &str) -> Option<Secret> {
         let value = if let Some(name) = raw.strip_prefix("${env:").and_then(|r| r.strip_suffix('}'))
         {
             match std::env::var(name) {
@@ -633,6 +651,21 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
             .as_ref()
             .and_then(|c| cors_policy(&mut v, &format!("{at}.cors"), c))
             .map(Arc::new);
+        let openapi = r
+            .openapi
+            .as_ref()
+            .and_then(|o| super::contract::openapi_policy(&mut v, &at, o))
+            .map(Arc::new);
+        let inspect = r
+            .inspect
+            .as_ref()
+            .and_then(|i| super::contract::inspect_policy(&mut v, &at, i))
+            .map(Arc::new);
+        let data_protection = r
+            .data_protection
+            .as_ref()
+            .and_then(|d| super::contract::data_protection_policy(&mut v, &at, d))
+            .map(Arc::new);
         routes.push(RouteConfig {
             name: r.name.clone(),
             hosts,
@@ -647,10 +680,17 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
             path_template: r.match_.path_template.clone(),
             rate_limits,
             max_in_flight: r.max_in_flight,
+            openapi,
+            inspect,
+            data_protection,
         });
     }
 
     let events = validate_events(&mut v, &raw.events);
+    let detection = raw
+        .detection
+        .as_ref()
+        .and_then(|d| super::detection::detection_config(&mut v, d));
     let admin = raw.admin.as_ref().and_then(|a| validate_admin(&mut v, a));
 
     if v.errors.is_empty() {
@@ -666,6 +706,7 @@ pub fn validate(raw: RawConfig, map: &SourceMap) -> Result<Config, Vec<ConfigErr
             identity,
             rate_limit,
             access,
+            detection,
         })
     } else {
         Err(v.errors)
@@ -1107,6 +1148,12 @@ fn validate_events(v: &mut Validator, e: &RawEvents) -> EventsConfig {
         v.err("events.queue_capacity", "must be greater than zero");
     }
     let file_max_bytes = v.size("events.file_max_bytes", &e.file_max_bytes, 100 << 20);
+    let sinks: Vec<portcullis_events::SinkConfig> = e
+        .sinks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| validate_sink(v, &format!("events.sinks[{i}]"), s))
+        .collect();
     // Fix: 0 used to pass `check` and then fail at start ("max_bytes must be positive").
     if file_max_bytes == 0 {
         v.err("events.file_max_bytes", "must be greater than zero");
@@ -1122,6 +1169,175 @@ fn validate_events(v: &mut Validator, e: &RawEvents) -> EventsConfig {
             .map(|h| h.to_ascii_lowercase())
             .collect(),
         queue_capacity,
+        sink_destinations: sinks.iter().map(sink_destination).collect(),
+        sinks,
+    }
+}
+
+fn sink_destination(s: &portcullis_events::SinkConfig) -> String {
+    use portcullis_events::SinkConfig;
+    match s {
+        SinkConfig::Syslog(c) => format!("syslog {}", c.address),
+        SinkConfig::SplunkHec(c) => format!("splunk_hec {}", c.url),
+        SinkConfig::ElasticBulk(c) => format!("elastic_bulk {}", c.url),
+        other => other.kind().to_string(),
+    }
+}
+
+fn validate_batch(
+    v: &mut Validator,
+    at: &str,
+    b: &RawBatch,
+    base: portcullis_events::BatchConfig,
+) -> portcullis_events::BatchConfig {
+    portcullis_events::BatchConfig {
+        max_events: b.max_events.unwrap_or(base.max_events).max(1),
+        max_bytes: usize::try_from(v.size(
+            &format!("{at}.max_bytes"),
+            &b.max_bytes,
+            base.max_bytes as u64,
+        ))
+        .unwrap_or(usize::MAX),
+        flush_interval: v.duration(
+            &format!("{at}.flush_interval"),
+            &b.flush_interval,
+            base.flush_interval,
+        ),
+        max_retries: b.max_retries.unwrap_or(base.max_retries),
+        backoff_initial: v.duration(
+            &format!("{at}.backoff_initial"),
+            &b.backoff_initial,
+            base.backoff_initial,
+        ),
+        backoff_max: v.duration(
+            &format!("{at}.backoff_max"),
+            &b.backoff_max,
+            base.backoff_max,
+        ),
+        queue_capacity: b.queue_capacity.or(base.queue_capacity),
+        timeout: v.duration(&format!("{at}.timeout"), &b.timeout, base.timeout),
+    }
+}
+
+fn validate_sink(
+    v: &mut Validator,
+    at: &str,
+    raw: &RawSink,
+) -> Option<portcullis_events::SinkConfig> {
+    use portcullis_events::{
+        ElasticAuth, ElasticBulkConfig, HttpTlsConfig, Secret as EventSecret, SinkConfig,
+        SplunkHecConfig, SyslogConfig, SyslogFormat, SyslogTransport,
+    };
+    let http_url = |v: &mut Validator, field: &str, url: &str| {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            v.err(field, "must be an http(s) URL");
+        }
+    };
+    match raw {
+        RawSink::Syslog(s) => {
+            let at = format!("{at}.syslog");
+            let transport = match s.transport.as_deref().unwrap_or("tcp") {
+                "udp" => SyslogTransport::Udp,
+                "tcp" => SyslogTransport::Tcp,
+                "tls" => SyslogTransport::Tls {
+                    ca_file: s.ca_file.as_deref().map(|p| v.path(p)),
+                    server_name: s.server_name.clone(),
+                },
+                other => {
+                    v.err(
+                        &format!("{at}.transport"),
+                        format!("`{other}` is not a transport: use udp, tcp or tls"),
+                    );
+                    SyslogTransport::Tcp
+                }
+            };
+            let format = match s.format.as_deref().unwrap_or("json") {
+                "json" => SyslogFormat::Json,
+                "cef" => SyslogFormat::Cef,
+                other => {
+                    v.err(
+                        &format!("{at}.format"),
+                        format!("`{other}` is not a format: use json or cef"),
+                    );
+                    SyslogFormat::Json
+                }
+            };
+            let facility = match s.facility.as_deref() {
+                None => 16,
+                Some(f) => match portcullis_events::syslog_facility(f) {
+                    Some(n) => n,
+                    None => {
+                        v.err(
+                            &format!("{at}.facility"),
+                            format!("`{f}` is not a syslog facility (local0..local7, user, auth, … or 0-23)"),
+                        );
+                        16
+                    }
+                },
+            };
+            let base = SyslogConfig::default();
+            let batch = validate_batch(v, &format!("{at}.batch"), &s.batch, base.batch.clone());
+            Some(SinkConfig::Syslog(SyslogConfig {
+                address: s.address.clone(),
+                transport,
+                format,
+                app_name: s.app_name.clone().unwrap_or(base.app_name),
+                facility,
+                hostname: s.hostname.clone(),
+                batch,
+            }))
+        }
+        RawSink::SplunkHec(s) => {
+            let at = format!("{at}.splunk_hec");
+            http_url(v, &format!("{at}.url"), &s.url);
+            let token = v.secret(&format!("{at}.token"), &s.token)?;
+            let base = SplunkHecConfig::default();
+            let batch = validate_batch(v, &format!("{at}.batch"), &s.batch, base.batch.clone());
+            Some(SinkConfig::SplunkHec(SplunkHecConfig {
+                url: s.url.clone(),
+                token: EventSecret::new(token.expose()),
+                index: s.index.clone(),
+                source: s.source.clone().unwrap_or(base.source),
+                sourcetype: s.sourcetype.clone().unwrap_or(base.sourcetype),
+                host: s.host.clone(),
+                tls: HttpTlsConfig {
+                    ca_file: s.ca_file.as_deref().map(|p| v.path(p)),
+                },
+                batch,
+            }))
+        }
+        RawSink::ElasticBulk(s) => {
+            let at = format!("{at}.elastic_bulk");
+            http_url(v, &format!("{at}.url"), &s.url);
+            let auth = match (&s.username, &s.password, &s.api_key) {
+                (None, None, None) => ElasticAuth::None,
+                (Some(u), Some(p), None) => ElasticAuth::Basic {
+                    username: u.clone(),
+                    password: EventSecret::new(v.secret(&format!("{at}.password"), p)?.expose()),
+                },
+                (None, None, Some(k)) => ElasticAuth::ApiKey(EventSecret::new(
+                    v.secret(&format!("{at}.api_key"), k)?.expose(),
+                )),
+                _ => {
+                    v.err(
+                        &at,
+                        "authenticate with `username` and `password`, or with `api_key`",
+                    );
+                    ElasticAuth::None
+                }
+            };
+            let base = ElasticBulkConfig::default();
+            let batch = validate_batch(v, &format!("{at}.batch"), &s.batch, base.batch.clone());
+            Some(SinkConfig::ElasticBulk(ElasticBulkConfig {
+                url: s.url.clone(),
+                index: s.index.clone().unwrap_or(base.index),
+                auth,
+                tls: HttpTlsConfig {
+                    ca_file: s.ca_file.as_deref().map(|p| v.path(p)),
+                },
+                batch,
+            }))
+        }
     }
 }
 

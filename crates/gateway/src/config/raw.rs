@@ -39,6 +39,62 @@ pub struct RawConfig {
     /// Allow and deny lists, the dynamic block list and brute-force protection.
     #[serde(default)]
     pub access: RawAccess,
+    /// Sigma rules run on the live event stream, and what their alerts trigger.
+    pub detection: Option<RawDetection>,
+}
+
+/// Live detection: Sigma rules evaluated on every request's event, off the request path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetection {
+    /// Rule files or folders (searched recursively for `*.yml`/`*.yaml`), relative to the
+    /// config file.
+    pub rules: Vec<String>,
+    /// Sigma field name → event field, on top of the built-in web-taxonomy mapping.
+    #[serde(default)]
+    pub field_mapping: BTreeMap<String, String>,
+    /// Events waiting for the engine; beyond it they are dropped and counted (default 65536).
+    pub queue: Option<usize>,
+    /// Open correlation groups kept at once (default 100000); the oldest are evicted.
+    pub max_groups: Option<usize>,
+    /// Automatic responses to alerts, tried in order; every matching entry applies.
+    #[serde(default)]
+    pub responses: Vec<RawDetectionResponse>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetectionResponse {
+    /// Rule ids or titles this response applies to (empty: any rule).
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Lowest rule level it applies to: informational, low, medium, high or critical.
+    pub min_level: Option<String>,
+    /// Block the offending client IP or principal through the block list.
+    pub block: Option<RawDetectionBlock>,
+    /// POST the finding to a SOAR endpoint, signed with HMAC-SHA256.
+    pub webhook: Option<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetectionBlock {
+    /// `ip` (default) or `principal`.
+    pub subject: Option<String>,
+    /// How long, e.g. `10m`.
+    #[serde(rename = "for")]
+    pub duration: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: String,
+    /// HMAC-SHA256 key (`${env:NAME}` / `${file:PATH}` recommended); the signature goes in
+    /// `X-Portcullis-Signature: sha256=<hex>` over `<timestamp>.<body>`.
+    pub secret: String,
+    /// Per-call timeout (default 5s).
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -393,6 +449,74 @@ pub struct RawRoute {
     pub rate_limits: Option<RawRouteLimits>,
     /// Requests in flight on this route at once; more are shed with 503 at once.
     pub max_in_flight: Option<usize>,
+    /// Validate requests (and filter responses) against the API's OpenAPI document.
+    pub openapi: Option<RawOpenApi>,
+    /// Attack-payload detection on decoded request values.
+    pub inspect: Option<RawInspect>,
+    /// Secret and personal-data detection in responses (and request bodies when asked).
+    pub data_protection: Option<RawDataProtection>,
+}
+
+/// A route's API contract.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOpenApi {
+    /// The OpenAPI 3.0/3.1 document (YAML or JSON), relative to the config file.
+    pub spec: String,
+    /// `enforce` (default: refuse what breaks the contract) or `monitor` (record findings only).
+    pub mode: Option<String>,
+    /// Refuse body properties the schema does not declare, even without
+    /// `additionalProperties: false` (stops mass assignment). Default true.
+    pub reject_unknown_properties: Option<bool>,
+    /// Refuse query parameters the operation does not declare. Default false.
+    pub reject_unknown_query_params: Option<bool>,
+    /// What to do with JSON response properties the response schema does not declare:
+    /// `filter` (default: remove them), `enforce` (502), `monitor` or `off`.
+    pub responses: Option<String>,
+}
+
+/// A route's attack-payload detection.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawInspect {
+    /// `enforce` (default), `monitor` or `off`.
+    pub mode: Option<String>,
+    /// Anomaly score at which a request is refused (default 5: one critical detection).
+    pub threshold: Option<u32>,
+    /// Detector ids or family names switched off for this route.
+    #[serde(default)]
+    pub disabled: Vec<String>,
+}
+
+/// A route's secret and personal-data detection.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataProtection {
+    /// Detector id (or `"*"` for every built-in) → `mask`, `block` or `monitor`.
+    /// Default: every built-in detector masks.
+    #[serde(default)]
+    pub detectors: std::collections::BTreeMap<String, String>,
+    /// Extra patterns: `{ id, pattern, action }`.
+    #[serde(default)]
+    pub custom: Vec<RawCustomPattern>,
+    /// Also scan request bodies (default false: responses only).
+    #[serde(default)]
+    pub request_bodies: bool,
+    /// Scan response header values too (default true).
+    pub response_headers: Option<bool>,
+    /// Largest response body the gateway buffers to scan or filter (default 4MiB); a larger
+    /// JSON or text response is refused with 502 unless every action is `monitor`.
+    pub max_scan_body: Option<RawSize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCustomPattern {
+    pub id: String,
+    /// A regular expression (linear-time `regex` syntax; no look-around or backreferences).
+    pub pattern: String,
+    /// `mask` (default), `block` or `monitor`.
+    pub action: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -485,6 +609,87 @@ pub struct RawEvents {
     /// Extra request header names whose values never reach an event.
     #[serde(default)]
     pub redact_headers: Vec<String>,
+    pub queue_capacity: Option<usize>,
+    /// SIEM destinations besides the file and stdout: syslog, Splunk HEC, Elasticsearch.
+    #[serde(default)]
+    pub sinks: Vec<RawSink>,
+}
+
+/// One SIEM destination; exactly one key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawSink {
+    Syslog(RawSyslogSink),
+    SplunkHec(RawSplunkHecSink),
+    ElasticBulk(RawElasticSink),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyslogSink {
+    /// `host:port` of the collector.
+    pub address: String,
+    /// `udp`, `tcp` (default, RFC 6587 octet counting) or `tls` (RFC 5425).
+    pub transport: Option<String>,
+    /// TLS only: PEM bundle of the CAs to trust (default: the system roots).
+    pub ca_file: Option<String>,
+    /// TLS only: the name to verify (default: the host of `address`).
+    pub server_name: Option<String>,
+    /// `json` (default) or `cef`.
+    pub format: Option<String>,
+    pub app_name: Option<String>,
+    /// Facility name (`local0`, …) or number 0–23; default `local0`.
+    pub facility: Option<String>,
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub batch: RawBatch,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSplunkHecSink {
+    /// Base URL; events go to `<url>/services/collector/event`.
+    pub url: String,
+    /// HEC token: `${env:NAME}` or `${file:PATH}` keep it out of the file.
+    pub token: String,
+    pub index: Option<String>,
+    pub source: Option<String>,
+    pub sourcetype: Option<String>,
+    pub host: Option<String>,
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub batch: RawBatch,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawElasticSink {
+    /// Base URL; events go to `<url>/_bulk`.
+    pub url: String,
+    /// Index or data stream (default `portcullis-events`).
+    pub index: Option<String>,
+    /// Basic authentication: `username` with `password`.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Or `Authorization: ApiKey <api_key>` (the base64 `id:key` as issued).
+    pub api_key: Option<String>,
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub batch: RawBatch,
+}
+
+/// Batching and retry of a network sink.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    pub max_events: Option<usize>,
+    pub max_bytes: Option<RawSize>,
+    pub flush_interval: Option<String>,
+    pub max_retries: Option<u32>,
+    pub backoff_initial: Option<String>,
+    pub backoff_max: Option<String>,
+    pub timeout: Option<String>,
+    /// This sink's queue (default: `events.queue_capacity`).
     pub queue_capacity: Option<usize>,
 }
 

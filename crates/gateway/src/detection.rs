@@ -1,0 +1,350 @@
+//! Live detection: every request's event goes, off the request path, to a Sigma engine; its
+//! alerts become Detection Finding events and, where the config says so, automatic
+//! responses — a block through the block list, a signed webhook call to a SOAR.
+//!
+//! The request path only clones the finished event into a bounded queue (`submit`); when
+//! the queue is full the event is dropped for detection (never for the event sinks) and
+//! counted. One task owns the engine and its correlation state, so evaluation needs no locks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::hmac;
+use bytes::Bytes;
+use http::{Request, header};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use portcullis_events::{
+    Attack, AttackRef, DetectionFinding, Emitter, HttpActivity, Redactor, Severity,
+};
+use portcullis_policy::ratelimit::RateLimiter;
+use portcullis_sigma::{
+    CorrelationLimits, Engine, FieldMapping, Level, Match, MatchKind, attack_names,
+};
+use tokio::sync::mpsc;
+
+use crate::config::{BlockSubject, DetectionConfig, DetectionResponse, Webhook};
+use crate::metrics::Metrics;
+
+/// The detection queue and its counters; the engine runs in its own task.
+pub struct Detection {
+    tx: mpsc::Sender<HttpActivity>,
+    /// Events the engine never saw because the queue was full.
+    pub dropped: AtomicU64,
+    /// Identifies the config this runtime was built from, so a reload that changes nothing
+    /// keeps the engine and its open correlation windows.
+    pub fingerprint: u64,
+    /// The block list automatic blocks go to; a reload with another store restarts detection.
+    pub limiter: Arc<RateLimiter>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Detection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detection").finish_non_exhaustive()
+    }
+}
+
+/// What the engine task needs besides its events.
+pub struct DetectionDeps {
+    pub emitter: Emitter,
+    pub redactor: Redactor,
+    pub limiter: Arc<RateLimiter>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Detection {
+    /// Start the engine task for `cfg`. Must be called inside a Tokio runtime.
+    pub fn start(cfg: &DetectionConfig, deps: DetectionDeps) -> Arc<Detection> {
+        let limiter = deps.limiter.clone();
+        let metrics = deps.metrics.clone();
+        let (tx, rx) = mpsc::channel(cfg.queue);
+        let mapping = FieldMapping::web_to_ocsf().with_pairs(
+            cfg.field_mapping
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let limits = CorrelationLimits {
+            max_groups: cfg.max_groups,
+            ..CorrelationLimits::default()
+        };
+        let descriptions: HashMap<String, String> = cfg
+            .rules
+            .rules()
+            .filter_map(|r| Some((r.key().to_string(), r.description.clone()?)))
+            .collect();
+        let engine = Engine::new((*cfg.rules).clone(), mapping, limits);
+        let responses = Arc::new(cfg.responses.clone());
+        tokio::spawn(run(engine, rx, responses, descriptions, deps));
+        Arc::new(Detection {
+            tx,
+            dropped: AtomicU64::new(0),
+            fingerprint: cfg.fingerprint,
+            limiter,
+            metrics,
+        })
+    }
+
+    /// Whether this runtime can stay in place for a config with `fingerprint` and `limiter`.
+    pub fn reusable_for(&self, fingerprint: u64, limiter: &Arc<RateLimiter>) -> bool {
+        self.fingerprint == fingerprint && Arc::ptr_eq(&self.limiter, limiter)
+    }
+
+    /// Hand a finished event to the engine without waiting.
+    pub fn submit(&self, ev: &HttpActivity) {
+        if self.tx.try_send(ev.clone()).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.detection_dropped();
+        }
+    }
+}
+
+async fn run(
+    mut engine: Engine,
+    mut rx: mpsc::Receiver<HttpActivity>,
+    responses: Arc<Vec<DetectionResponse>>,
+    descriptions: HashMap<String, String>,
+    deps: DetectionDeps,
+) {
+    let webhooks = webhook_client();
+    while let Some(mut ev) = rx.recv().await {
+        // Rules see what the sinks see: secrets are redacted first.
+        deps.redactor.redact(&mut ev);
+        let value = detection_view(&ev);
+        let time_ms = i64::try_from(ev.time_ms).unwrap_or(i64::MAX);
+        let matches = engine.evaluate(&value, time_ms);
+        for m in matches {
+            deps.metrics.detection_alert(&m.rule_id);
+            let mut actions = Vec::new();
+            for response in responses
+                .iter()
+                .filter(|r| r.applies(&m.rule_id, &m.title, m.level))
+            {
+                if let Some((subject, ttl)) = response.block
+                    && let Some(key) = block_key(subject, &m, &ev)
+                {
+                    match deps.limiter.block(&key, ttl).await {
+                        Ok(()) => actions.push(format!("blocked {key} for {}s", ttl.as_secs())),
+                        Err(e) => {
+                            tracing::warn!(rule = %m.rule_id, error = %e, "automatic block failed");
+                            actions.push(format!("block of {key} failed"));
+                        }
+                    }
+                }
+                if let Some(hook) = &response.webhook {
+                    actions.push("webhook".to_string());
+                    let finding = finding_for(&m, &ev, &actions, &descriptions);
+                    spawn_webhook(webhooks.clone(), hook.clone(), finding);
+                }
+            }
+            deps.emitter
+                .emit_detection(finding_for(&m, &ev, &actions, &descriptions));
+        }
+    }
+}
+
+/// The key an automatic block puts on the block list: the group the correlation fired for
+/// when it names the subject, else the triggering event's client or principal.
+fn block_key(subject: BlockSubject, m: &Match, ev: &HttpActivity) -> Option<String> {
+    let from_group = |fields: &[&str]| match &m.kind {
+        MatchKind::Correlation { group, .. } => group
+            .iter()
+            .find(|(f, _)| fields.contains(&f.as_str()))
+            .map(|(_, v)| v.clone()),
+        MatchKind::Event => None,
+    };
+    match subject {
+        BlockSubject::Ip => {
+            let ip = from_group(&["src_endpoint.ip", "c-ip", "src_ip"])
+                .unwrap_or_else(|| ev.client_ip.to_string());
+            Some(format!("ip:{}", ip.parse::<std::net::IpAddr>().ok()?))
+        }
+        BlockSubject::Principal => {
+            let principal = from_group(&["actor.user.uid", "actor.user.name"])
+                .or_else(|| ev.actor.as_ref().map(|a| a.principal.clone()))?;
+            Some(format!("principal:{principal}"))
+        }
+    }
+}
+
+fn finding_for(
+    m: &Match,
+    ev: &HttpActivity,
+    actions: &[String],
+    descriptions: &HashMap<String, String>,
+) -> DetectionFinding {
+    // A correlation lists the requests that built it up; a single-event rule has this one.
+    let request_ids = if m.event_ids.is_empty() {
+        vec![ev.request_id.clone()]
+    } else {
+        m.event_ids.clone()
+    };
+    DetectionFinding {
+        time_ms: now_ms(),
+        finding_uid: format!("{}-{}", ev.request_id, short_hash(&m.rule_id)),
+        rule_id: m.rule_id.clone(),
+        title: m.title.clone(),
+        severity: level_severity(m.level),
+        description: descriptions.get(&m.rule_id).cloned(),
+        attacks: attacks(&m.tags),
+        request_ids,
+        client_ip: Some(ev.client_ip),
+        principal: ev.actor.as_ref().map(|a| a.principal.clone()),
+        actions_taken: actions.to_vec(),
+    }
+}
+
+fn level_severity(level: Level) -> Severity {
+    match level {
+        Level::Informational => Severity::Info,
+        Level::Low => Severity::Low,
+        Level::Medium => Severity::Medium,
+        Level::High => Severity::High,
+        Level::Critical => Severity::Critical,
+    }
+}
+
+/// OCSF `attacks` from a rule's ATT&CK tags, with names from the table shipped in the repo:
+/// one entry per technique (with its parent for a sub-technique), and one per tactic.
+fn attacks(tags: &[String]) -> Vec<Attack> {
+    let (tactics, techniques) = portcullis_sigma::attack_ids(tags);
+    let named = |id: &str| AttackRef {
+        uid: id.to_string(),
+        name: attack_names::technique_name(id)
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let tactic = tactics.first().map(|t| match attack_names::tactic_name(t) {
+        Some((uid, name)) => AttackRef {
+            uid: uid.to_string(),
+            name: name.to_string(),
+        },
+        None => AttackRef {
+            uid: t.clone(),
+            name: String::new(),
+        },
+    });
+    let mut out: Vec<Attack> = techniques
+        .iter()
+        .map(|t| match t.split_once('.') {
+            Some((parent, _)) => Attack {
+                tactic: tactic.clone(),
+                technique: Some(named(parent)),
+                sub_technique: Some(named(t)),
+            },
+            None => Attack {
+                tactic: tactic.clone(),
+                technique: Some(named(t)),
+                sub_technique: None,
+            },
+        })
+        .collect();
+    if out.is_empty() {
+        out.extend(tactic.map(|t| Attack {
+            tactic: Some(t),
+            ..Attack::default()
+        }));
+    }
+    out
+}
+
+/// The event as the rules read it: the OCSF record plus the fields web-server rules expect.
+pub fn detection_view(ev: &HttpActivity) -> serde_json::Value {
+    let mut value = portcullis_events::to_ocsf_json(ev);
+    if let Some(req) = value
+        .get_mut("http_request")
+        .and_then(|r| r.as_object_mut())
+    {
+        let url_string = match &ev.query {
+            Some(q) => format!("{}?{q}", ev.path),
+            None => ev.path.clone(),
+        };
+        if let Some(url) = req.get_mut("url").and_then(|u| u.as_object_mut()) {
+            url.insert("url_string".into(), url_string.into());
+        }
+        if let Some((_, referer)) = ev.headers.iter().find(|(n, _)| n == "referer") {
+            req.insert("referrer".into(), referer.clone().into());
+        }
+    }
+    value
+}
+
+type WebhookClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<Bytes>,
+>;
+
+fn webhook_client() -> Option<WebhookClient> {
+    let tls = crate::tls::upstream_client_config(None).ok()?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Some(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// `sha256=<hex>` over `<timestamp>.<body>`: the receiver recomputes it with the shared
+/// secret and rejects stale timestamps, so a captured call cannot be replayed later.
+pub fn webhook_signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(timestamp.to_string().as_bytes());
+    ctx.update(b".");
+    ctx.update(body);
+    let tag = ctx.sign();
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256=");
+    for b in tag.as_ref() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+fn spawn_webhook(client: Option<WebhookClient>, hook: Webhook, finding: DetectionFinding) {
+    let Some(client) = client else {
+        tracing::warn!("webhook client unavailable");
+        return;
+    };
+    tokio::spawn(async move {
+        let body = portcullis_events::detection_json(&finding).to_string();
+        let ts = now_ms() / 1000;
+        let signature = webhook_signature(hook.secret.expose().as_bytes(), ts, body.as_bytes());
+        let req = Request::post(&hook.url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-portcullis-timestamp", ts.to_string())
+            .header("x-portcullis-signature", signature)
+            .body(http_body_util::Full::new(Bytes::from(body)));
+        let Ok(req) = req else {
+            tracing::warn!("webhook request could not be built");
+            return;
+        };
+        match tokio::time::timeout(hook.timeout, client.request(req)).await {
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                let _ = resp.into_body().collect().await;
+                if !status.is_success() {
+                    tracing::warn!(%status, "webhook refused the finding");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "webhook call failed"),
+            Err(_) => tracing::warn!("webhook call timed out"),
+        }
+    });
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn short_hash(s: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    format!("{:08x}", h.finish() as u32)
+}
