@@ -123,7 +123,10 @@ async fn credential_stuffing_raises_the_finding_and_blocks_the_attacker_but_not_
     let customer = "198.51.100.20";
 
     // Before the attack the real user gets in from the attacker's address too.
-    assert_eq!(basic_from(&gw, attacker, "bcrypt", "bcrypt-secret").await, 200);
+    assert_eq!(
+        basic_from(&gw, attacker, "bcrypt", "bcrypt-secret").await,
+        200
+    );
 
     // The stuffing run: one leaked pair per user, all wrong, from one address. The rule fires
     // at the tenth user; the block can land before the run ends.
@@ -140,9 +143,11 @@ async fn credential_stuffing_raises_the_finding_and_blocks_the_attacker_but_not_
     let mut finding = None;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        finding = all_records(&gw)
-            .into_iter()
-            .find(|r| r["class_uid"] == 2004 && r["finding_info"]["uid"].is_string() && r.to_string().contains(STUFFING_RULE));
+        finding = all_records(&gw).into_iter().find(|r| {
+            r["class_uid"] == 2004
+                && r["finding_info"]["uid"].is_string()
+                && r.to_string().contains(STUFFING_RULE)
+        });
         if finding.is_some() && basic_from(&gw, attacker, "bcrypt", "bcrypt-secret").await == 403 {
             break;
         }
@@ -150,12 +155,24 @@ async fn credential_stuffing_raises_the_finding_and_blocks_the_attacker_but_not_
     let finding = finding.expect("no Detection Finding for the stuffing rule");
     let text = finding.to_string();
     assert!(text.contains("T1110.004"), "technique missing: {text}");
-    assert!(text.contains("Credential Stuffing"), "technique name missing: {text}");
-    assert!(text.contains("blocked ip:203.0.113.66"), "action missing: {text}");
+    assert!(
+        text.contains("Credential Stuffing"),
+        "technique name missing: {text}"
+    );
+    assert!(
+        text.contains("blocked ip:203.0.113.66"),
+        "action missing: {text}"
+    );
 
     // The attacker is refused even with the right password; another client is served.
-    assert_eq!(basic_from(&gw, attacker, "bcrypt", "bcrypt-secret").await, 403);
-    assert_eq!(basic_from(&gw, customer, "bcrypt", "bcrypt-secret").await, 200);
+    assert_eq!(
+        basic_from(&gw, attacker, "bcrypt", "bcrypt-secret").await,
+        403
+    );
+    assert_eq!(
+        basic_from(&gw, customer, "bcrypt", "bcrypt-secret").await,
+        200
+    );
 
     // The SOAR got the finding, and its signature verifies with the shared secret.
     let mut got = None;
@@ -173,8 +190,11 @@ async fn credential_stuffing_raises_the_finding_and_blocks_the_attacker_but_not_
         &body,
     );
     assert_eq!(sig, expected);
-    let wrong =
-        portcullis_gateway::detection::webhook_signature(b"another secret", ts.parse().unwrap(), &body);
+    let wrong = portcullis_gateway::detection::webhook_signature(
+        b"another secret",
+        ts.parse().unwrap(),
+        &body,
+    );
     assert_ne!(sig, wrong);
     let posted: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(posted["class_uid"], 2004);
@@ -192,7 +212,10 @@ async fn a_few_failed_logins_raise_nothing() {
     let gw = TestGateway::start(&yaml, &upstream).await;
     let client = "203.0.113.77";
     for i in 0..5 {
-        assert_eq!(basic_from(&gw, client, &format!("typo{i}"), "nope").await, 401);
+        assert_eq!(
+            basic_from(&gw, client, &format!("typo{i}"), "nope").await,
+            401
+        );
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
@@ -200,7 +223,10 @@ async fn a_few_failed_logins_raise_nothing() {
             .iter()
             .any(|r| r["class_uid"] == 2004 && r.to_string().contains(STUFFING_RULE))
     );
-    assert_eq!(basic_from(&gw, client, "bcrypt", "bcrypt-secret").await, 200);
+    assert_eq!(
+        basic_from(&gw, client, "bcrypt", "bcrypt-secret").await,
+        200
+    );
     assert!(calls.lock().unwrap().is_empty());
     // The failed checks carry the presented user name (never the password) for the rules.
     let events = read_events(&gw.events_path);
@@ -209,8 +235,10 @@ async fn a_few_failed_logins_raise_nothing() {
         .filter(|e| e["http_response"]["code"] == 401)
         .collect();
     assert_eq!(failed.len(), 5);
-    assert!(failed.iter().all(|e| e["unmapped"]["auth"]["attempted_user"]
-        .as_str()
-        .is_some_and(|u| u.starts_with("typo"))));
+    assert!(failed.iter().all(|e| {
+        e["unmapped"]["auth"]["attempted_user"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("typo"))
+    }));
     assert!(!events.iter().any(|e| e.to_string().contains("nope")));
 }
