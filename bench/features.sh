@@ -6,12 +6,16 @@
 #   jwt         ES256 JWT on every request (verification cache warm), events off
 #   rl-memory   a per-IP limit that never refuses, memory store
 #   rl-redis    the same limit in Redis (redis-server on core 0, shared-store mode)
+#   events      anon + the event file on                     (the baseline for detect)
+#   detect      events + live detection with the bundled Sigma rule pack (rules/)
 #
 #   bench/features.sh [-d SECONDS] [-r REPEATS] [--no-build]
 #
 # Prints requests/s and gateway CPU µs per request (medians), the JWT's extra CPU per request
 # (target < 2 µs with the verification cache) and the Redis store's throughput relative to the
-# memory store (target >= 80%). Only 127.0.0.1 is used; a watchdog bounds the run.
+# memory store (target >= 80%), and what live detection costs in throughput, detect against
+# events (target <= 5%; detection reads the event stream, so both write the event file).
+# Only 127.0.0.1 is used; a watchdog bounds the run.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -24,7 +28,7 @@ while [ $# -gt 0 ]; do
         -d) DURATION=$2; shift 2 ;;
         -r) REPEATS=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
-        *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 
@@ -34,7 +38,9 @@ mkdir -p "$RUN_DIR"
 install_traps
 ensure_tools nginx wrk openssl taskset python3 redis-server
 [ "$BUILD" = 1 ] && build_portcullis
-start_watchdog $(( 4 * (REPEATS * (DURATION + 4) + 10) + 120 ))
+GROUPS_TO_RUN=(anon jwt rl-memory rl-redis "events detect")
+SCENARIOS=(anon jwt rl-memory rl-redis events detect)
+start_watchdog $(( ${#SCENARIOS[@]} * (REPEATS * (DURATION + 4) + 10) + 120 ))
 CLK_TCK=$(getconf CLK_TCK)
 
 UP_PORT=$(free_port)
@@ -72,9 +78,12 @@ taskset -c 0 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appe
 BENCH_PIDS+=("$!")
 wait_port "$REDIS_PORT" || die "redis-server did not start"
 
-# conf FILE PORT SCENARIO
+ADMIN_TOKEN=bench-admin-token-not-secret
+
+# conf FILE PORT SCENARIO [ADMIN_PORT]
 conf() {
-    local file=$1 port=$2 scen=$3 auth="auth: { public: true }" store="" limits=""
+    local file=$1 port=$2 scen=$3 admin_port=${4:-} auth="auth: { public: true }" store="" limits=""
+    local events='  file: ""' detection="" admin=""
     case "$scen" in
         jwt) auth="auth: { methods: [jwt:idp] }" ;;
         rl-memory) limits="rate_limits: { before_auth: [per-ip] }" ;;
@@ -82,6 +91,19 @@ conf() {
                   store="  store: redis
   redis: { url: \"redis://127.0.0.1:$REDIS_PORT\", budget: 20ms }" ;;
     esac
+    # Detection reads the event stream, so both detect and its baseline write the event file;
+    # both get the admin API, to read the drop counters afterwards.
+    case "$scen" in
+        events|detect)
+            events="  file: $(dirname "$file")/events.jsonl
+  file_max_bytes: 256MiB
+  file_max_files: 1"
+            admin="admin:
+  address: 127.0.0.1:$admin_port
+  token: $ADMIN_TOKEN" ;;
+    esac
+    [ "$scen" = detect ] && detection="detection:
+  rules: [$BENCH_ROOT/rules]"
     cat >"$file" <<YAML
 listeners:
   - address: 127.0.0.1:$port
@@ -107,40 +129,80 @@ routes:
     $auth
     $limits
 events:
-  file: ""
+$events
+$detection
+$admin
 YAML
 }
 
 ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 printf 'scenario\trps\tcpu_us_per_req\n' >"$RUN_DIR/raw.tsv"
-for scen in anon jwt rl-memory rl-redis; do
-    port=$(free_port)
-    mkdir -p "$RUN_DIR/$scen"
-    conf "$RUN_DIR/$scen/portcullis.yaml" "$port" "$scen"
-    start_portcullis "$RUN_DIR/$scen/portcullis.yaml" 1 "$RUN_DIR/$scen" "$port"
-    pid=$STARTED_PID
-    hdr=()
+
+# measure SCENARIO REP: one wrk run against a started scenario, appended to raw.tsv.
+declare -A PORT PID ADMIN_PORT
+measure() {
+    local scen=$1 rep=$2 hdr=() before after out reqs rps
     [ "$scen" = jwt ] && hdr=(-H "Authorization: Bearer $TOKEN")
-    code=$(curl -s -o /dev/null -w '%{http_code}' "${hdr[@]}" "http://127.0.0.1:$port/items")
-    [ "$code" = 200 ] || die "$scen: smoke request answered $code (see $RUN_DIR/$scen/portcullis.log)"
-    taskset -c 0 wrk -t1 -c"$CONNS" -d2s "${hdr[@]}" "http://127.0.0.1:$port/items" >/dev/null 2>&1 || true
-    for ((rep = 1; rep <= REPEATS; rep++)); do
-        before=$(ticks "$pid")
-        out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "${hdr[@]}" "http://127.0.0.1:$port/items" 2>&1)
-        after=$(ticks "$pid")
-        reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-        rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-        echo "$out" >"$RUN_DIR/$scen/wrk-$rep.txt"
-        python3 -c "print('$scen', $rps, round(($after-$before)*1e6/$CLK_TCK/$reqs, 2), sep='\t')" >>"$RUN_DIR/raw.tsv"
+    before=$(ticks "${PID[$scen]}")
+    out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "${hdr[@]}" "http://127.0.0.1:${PORT[$scen]}/items" 2>&1)
+    after=$(ticks "${PID[$scen]}")
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    echo "$out" >"$RUN_DIR/$scen/wrk-$rep.txt"
+    python3 -c "print('$scen', $rps, round(($after-$before)*1e6/$CLK_TCK/$reqs, 2), sep='\t')" >>"$RUN_DIR/raw.tsv"
+    log "  $scen rep $rep: $rps req/s"
+}
+
+# Scenarios are started in groups; the members of a group are measured in turns (rotating
+# the order each round), so slow drift in background load hits a pair that is compared,
+# events against detect, alike.
+for group in "${GROUPS_TO_RUN[@]}"; do
+    read -r -a members <<<"$group"
+    for scen in "${members[@]}"; do
+        PORT[$scen]=$(free_port)
+        ADMIN_PORT[$scen]=$(free_port)
+        while [ "${ADMIN_PORT[$scen]}" = "${PORT[$scen]}" ]; do ADMIN_PORT[$scen]=$(free_port); done
+        mkdir -p "$RUN_DIR/$scen"
+        conf "$RUN_DIR/$scen/portcullis.yaml" "${PORT[$scen]}" "$scen" "${ADMIN_PORT[$scen]}"
+        start_portcullis "$RUN_DIR/$scen/portcullis.yaml" 1 "$RUN_DIR/$scen" "${PORT[$scen]}"
+        PID[$scen]=$STARTED_PID
+        hdr=()
+        [ "$scen" = jwt ] && hdr=(-H "Authorization: Bearer $TOKEN")
+        code=$(curl -s -o /dev/null -w '%{http_code}' "${hdr[@]}" "http://127.0.0.1:${PORT[$scen]}/items")
+        [ "$code" = 200 ] || die "$scen: smoke request answered $code (see $RUN_DIR/$scen/portcullis.log)"
+        taskset -c 0 wrk -t1 -c"$CONNS" -d2s "${hdr[@]}" "http://127.0.0.1:${PORT[$scen]}/items" >/dev/null 2>&1 || true
     done
-    stop_pid "$pid"; forget_pid "$pid"
+    n=${#members[@]}
+    for ((rep = 1; rep <= REPEATS; rep++)); do
+        for ((i = 0; i < n; i++)); do
+            measure "${members[$(((i + rep - 1) % n))]}" "$rep"
+        done
+    done
+    for scen in "${members[@]}"; do
+        case "$scen" in
+            events|detect)
+                # Counters after the runs: events dropped (queue full) and, with detection on,
+                # events the engine never saw and alerts raised (benign traffic: expect none).
+                curl -s --max-time 5 -H "Authorization: Bearer $ADMIN_TOKEN" \
+                    "http://127.0.0.1:${ADMIN_PORT[$scen]}/metrics" >"$RUN_DIR/$scen/metrics.txt" || true
+                grep -E '^portcullis_(events_dropped|events_emitted|detection_dropped|detection_alerts)' \
+                    "$RUN_DIR/$scen/metrics.txt" | sed "s/^/  $scen: /" | tee -a "$RUN_DIR/counters.txt" >&2 || true
+                ;;
+        esac
+        stop_pid "${PID[$scen]}"; forget_pid "${PID[$scen]}"
+        # The event files are large; keep a few lines.
+        if [ -f "$RUN_DIR/$scen/events.jsonl" ]; then
+            head -n 3 "$RUN_DIR/$scen/events.jsonl" >"$RUN_DIR/$scen/events.sample.jsonl" || true
+            rm -f "$RUN_DIR/$scen"/events.jsonl*
+        fi
+    done
 done
 
 python3 - "$RUN_DIR/raw.tsv" <<'PY' | tee "$RUN_DIR/results.md"
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 med = {}
-for s in ["anon", "jwt", "rl-memory", "rl-redis"]:
+for s in ["anon", "jwt", "rl-memory", "rl-redis", "events", "detect"]:
     r = [x for x in rows if x["scenario"] == s]
     med[s] = (statistics.median(float(x["rps"]) for x in r), statistics.median(float(x["cpu_us_per_req"]) for x in r))
 print("| scenario | req/s | gateway CPU µs/req |\n|---|---:|---:|")
@@ -150,5 +212,10 @@ print()
 print(f"- JWT (ES256, cached) extra CPU per request: {med['jwt'][1] - med['anon'][1]:+.1f} µs (target < 2 µs)")
 print(f"- rate limit, memory store: {med['rl-memory'][1] - med['anon'][1]:+.1f} µs per request")
 print(f"- Redis store throughput / memory store: {med['rl-redis'][0] / med['rl-memory'][0]:.2f} (target >= 0.80)")
+print(f"- event file: {100 * (1 - med['events'][0] / med['anon'][0]):.1f}% fewer req/s than anon, "
+      f"{med['events'][1] - med['anon'][1]:+.1f} µs per request")
+cost = 100 * (1 - med['detect'][0] / med['events'][0])
+print(f"- detection throughput cost: {cost:.1f}% (target ≤ 5%: {'met' if cost <= 5 else 'MISSED'}), "
+      f"{med['detect'][1] - med['events'][1]:+.1f} µs CPU per request")
 PY
 log "results in $RUN_DIR"

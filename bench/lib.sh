@@ -225,3 +225,69 @@ start_portcullis() {
 # rss_kb PID -> VmRSS in kB
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+# make_test_cert DIR: a self-signed ECDSA P-256 certificate for localhost/127.0.0.1 at
+# DIR/cert.pem and DIR/key.pem (the same kind bench/run.sh's tls scenario uses).
+make_test_cert() {
+    local dir=$1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 2 -subj "/CN=localhost" \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" >/dev/null 2>&1 \
+        || die "openssl could not make the test certificate"
+}
+
+# make_es256_jwt DIR: an ES256 key pair (DIR/idp.key, DIR/idp.pub) and, on stdout, a token
+# signed with it for issuer https://idp.bench and audience bench, valid for an hour (the same
+# token bench/features.sh uses). openssl signs; python turns the DER signature into JOSE's r||s.
+make_es256_jwt() {
+    local dir=$1
+    openssl ecparam -name prime256v1 -genkey -noout -out "$dir/idp.key" 2>/dev/null \
+        || die "openssl could not make the ES256 key"
+    openssl ec -in "$dir/idp.key" -pubout -out "$dir/idp.pub" 2>/dev/null \
+        || die "openssl could not write the ES256 public key"
+    python3 - "$dir/idp.key" <<'PY'
+import base64, json, subprocess, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "ES256", "typ": "JWT"}).encode())
+now = int(time.time())
+body = b64(json.dumps({"iss": "https://idp.bench", "aud": "bench", "sub": "alice",
+                       "scope": "items:read orders:write", "iat": now, "exp": now + 3600}).encode())
+der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", sys.argv[1]],
+                     input=f"{head}.{body}".encode(), capture_output=True, check=True).stdout
+# DER SEQUENCE { INTEGER r, INTEGER s }
+i = 2 if der[1] < 0x80 else 3
+def integer(i):
+    n = der[i + 1]
+    return der[i + 2:i + 2 + n], i + 2 + n
+r, i = integer(i)
+s, _ = integer(i)
+sig = r.lstrip(b"\0").rjust(32, b"\0") + s.lstrip(b"\0").rjust(32, b"\0")
+print(f"{head}.{body}.{b64(sig)}")
+PY
+}
+
+# The nginx ModSecurity v3 connector and the OWASP Core Rule Set, as Debian packages.
+MODSEC_MODULE=/usr/lib/nginx/modules/ngx_http_modsecurity_module.so
+MODSEC_RECOMMENDED=/etc/nginx/modsecurity.conf
+CRS_DIR=/usr/share/modsecurity-crs
+CRS_ETC=/etc/modsecurity/crs
+
+# ensure_modsecurity: install libnginx-mod-http-modsecurity and modsecurity-crs when missing
+# (apt-get update only if the first try fails, as ensure_tools does).
+ensure_modsecurity() {
+    if [ -f "$MODSEC_MODULE" ] && [ -f "$MODSEC_RECOMMENDED" ] && [ -d "$CRS_DIR/rules" ] \
+        && [ -f "$CRS_ETC/crs-setup.conf" ]; then
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "ModSecurity/CRS missing and no apt-get to install them"
+    local sudo="" pkgs=(libnginx-mod-http-modsecurity modsecurity-crs)
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    log "installing: ${pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! $sudo apt-get install -y "${pkgs[@]}" >/dev/null 2>&1; then
+        $sudo apt-get update >/dev/null 2>&1 || true
+        $sudo apt-get install -y "${pkgs[@]}" >/dev/null 2>&1 || die "apt-get install ${pkgs[*]} failed"
+    fi
+    [ -f "$MODSEC_MODULE" ] || die "no $MODSEC_MODULE after installing ${pkgs[*]}"
+    [ -f "$CRS_ETC/crs-setup.conf" ] || die "no $CRS_ETC/crs-setup.conf after installing ${pkgs[*]}"
+}

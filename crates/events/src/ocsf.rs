@@ -491,7 +491,11 @@ fn lifecycle_activity(kind: &str) -> LifecycleActivity {
         ),
         // The gateway switched between fail-open and fail-closed (a dependency such as the
         // shared rate-limit store went away or came back): protections change, so Medium.
-        "fail_mode_switch" | "fail_mode" | "failmode_switch" => (
+        "fail_mode_switch"
+        | "fail_mode"
+        | "failmode_switch"
+        | "rate_limit_degraded"
+        | "rate_limit_recovered" => (
             ACTIVITY_OTHER,
             "Fail-Mode Switch",
             "Application Lifecycle: Other",

@@ -298,9 +298,13 @@ pub async fn authenticate(
     rt: &IdentityRuntime,
     parts: &Parts,
     conn: &ConnInfo,
-) -> Result<Option<Identity>, Rejection> {
+) -> (
+    Option<portcullis_events::AuthMethod>,
+    Result<Option<Identity>, Rejection>,
+) {
+    use portcullis_events::AuthMethod as Checked;
     if auth.public {
-        return Ok(None);
+        return (None, Ok(None));
     }
     let headers = &parts.headers;
     // Fix: only the first `Authorization` header was verified, yet every one was forwarded,
@@ -313,13 +317,17 @@ pub async fn authenticate(
             "the request carries more than one Authorization header",
         );
         rej.event_reason = Some("multiple_authorization_headers");
-        return Err(rej.header(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"portcullis\", error=\"invalid_request\""),
-        ));
+        return (
+            None,
+            Err(rej.header(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"portcullis\", error=\"invalid_request\""),
+            )),
+        );
     }
     let token = bearer(headers);
     let mut used: Option<(Scheme, Result<Identity, AuthError>)> = None;
+    let mut checked = None;
     for (i, method) in auth.methods.iter().enumerate() {
         match method {
             AuthMethodRef::ApiKey => {
@@ -327,6 +335,7 @@ pub async fn authenticate(
                     && let Some(key) = portcullis_identity::apikey::extract(headers, names)
                 {
                     used = Some((Scheme::ApiKey, store.authenticate_async(key).await));
+                    checked = Some(Checked::ApiKey);
                 }
             }
             AuthMethodRef::Basic => {
@@ -341,6 +350,7 @@ pub async fn authenticate(
                         store.authenticate_async(value).await
                     };
                     used = Some((Scheme::Basic, result));
+                    checked = Some(Checked::Basic);
                 }
             }
             AuthMethodRef::Jwt(name) => {
@@ -351,6 +361,7 @@ pub async fn authenticate(
                         .any(|m| matches!(m, AuthMethodRef::Introspection(_)));
                     if looks_like_jwt(token) || !later_introspection {
                         used = Some((Scheme::Bearer, verifier.verify(token).await));
+                        checked = Some(Checked::Jwt);
                     }
                 }
             }
@@ -358,6 +369,7 @@ pub async fn authenticate(
                 if let (Some(token), Some((_, introspector))) = (token, rt.introspection.get(name))
                 {
                     used = Some((Scheme::Bearer, introspector.authenticate(token).await));
+                    checked = Some(Checked::Introspection);
                 }
             }
             AuthMethodRef::Mtls => {
@@ -373,6 +385,7 @@ pub async fn authenticate(
                             tier: None,
                         }),
                     ));
+                    checked = Some(Checked::Mtls);
                 }
             }
         }
@@ -380,11 +393,12 @@ pub async fn authenticate(
             break;
         }
     }
-    match used {
+    let result = match used {
         Some((_, Ok(identity))) => Ok(Some(identity)),
         Some((scheme, Err(err))) => Err(auth_rejection(auth, rt, Some(scheme), &err)),
         None => Err(auth_rejection(auth, rt, None, &AuthError::Missing)),
-    }
+    };
+    (checked, result)
 }
 
 /// 401 (or 503 when a verifier is unavailable) with challenges for the route's methods.

@@ -230,27 +230,53 @@ async fn stages(
     let mut decisions = before?;
 
     // Authenticate. Failures feed brute-force protection; a success clears it.
-    let identity =
-        match authn::authenticate(&route.config.auth, &snap.identity, &parts, &ctx.conn).await {
-            Ok(identity) => identity,
-            Err(rej) => {
-                if rej.status == StatusCode::UNAUTHORIZED
-                    && rej.event_reason != Some("missing_credentials")
-                {
-                    let user = authn::basic_user(&parts.headers);
-                    if protection
-                        .auth_failed(ctx.client_ip, user.as_deref())
-                        .await
-                        .is_some()
-                    {
-                        ctx.findings
-                            .push(finding("brute_force", "blocked", Severity::High));
-                    }
-                    ctx.attempted_user = user;
-                }
-                return Err(rej);
+    let (checked, authenticated) =
+        authn::authenticate(&route.config.auth, &snap.identity, &parts, &ctx.conn).await;
+    let auth_events = snap.config.events.authentication;
+    let identity = match authenticated {
+        Ok(identity) => {
+            if let (Some(method), Some(id), crate::config::AuthEvents::All) =
+                (checked, &identity, auth_events)
+            {
+                gw.emitter.emit_authentication(auth_event(
+                    ctx,
+                    method,
+                    None,
+                    Some(id.principal.clone()),
+                    id.credential_id.clone(),
+                ));
             }
-        };
+            identity
+        }
+        Err(rej) => {
+            if rej.status == StatusCode::UNAUTHORIZED
+                && rej.event_reason != Some("missing_credentials")
+            {
+                let user = authn::basic_user(&parts.headers);
+                if protection
+                    .auth_failed(ctx.client_ip, user.as_deref())
+                    .await
+                    .is_some()
+                {
+                    ctx.findings
+                        .push(finding("brute_force", "blocked", Severity::High));
+                }
+                ctx.attempted_user = user;
+            }
+            if let Some(method) = checked
+                && auth_events != crate::config::AuthEvents::Off
+            {
+                gw.emitter.emit_authentication(auth_event(
+                    ctx,
+                    method,
+                    Some(rej.event_reason.unwrap_or(rej.reason)),
+                    ctx.attempted_user.clone(),
+                    None,
+                ));
+            }
+            return Err(rej);
+        }
+    };
     if let Some(id) = &identity {
         protection.auth_succeeded(ctx.client_ip, &id.principal);
         if let Some(left) = protection.identity_block(id).await {
@@ -328,6 +354,32 @@ async fn stages(
     // Response filters, then data protection: the contract's fields, secrets, personal data.
     let resp = respond::filter_upstream(&route.config.response, ctx, &method, upstream_resp)?;
     crate::contract::protect_response(&route, ctx, operation.as_ref(), &method, resp).await
+}
+
+/// An Authentication (OCSF 3002) event for the credential check of this request: never the
+/// credential, only who it named and an identifier of it.
+fn auth_event(
+    ctx: &RequestContext,
+    method: portcullis_events::AuthMethod,
+    failure: Option<&str>,
+    principal: Option<String>,
+    credential_id: Option<String>,
+) -> portcullis_events::AuthenticationEvent {
+    portcullis_events::AuthenticationEvent {
+        time_ms: now_ms(),
+        request_id: ctx.request_id.clone(),
+        client_ip: ctx.client_ip,
+        client_port: ctx.conn.peer.port(),
+        method,
+        outcome: if failure.is_some() {
+            portcullis_events::AuthOutcome::Failure
+        } else {
+            portcullis_events::AuthOutcome::Success
+        },
+        failure_reason: failure.map(str::to_string),
+        principal,
+        credential_id,
+    }
 }
 
 fn finding(kind: &str, id: &str, severity: Severity) -> portcullis_events::Finding {

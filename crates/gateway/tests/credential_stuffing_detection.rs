@@ -241,4 +241,17 @@ async fn a_few_failed_logins_raise_nothing() {
             .is_some_and(|u| u.starts_with("typo"))
     }));
     assert!(!events.iter().any(|e| e.to_string().contains("nope")));
+
+    // Each failed credential check also has its Authentication (OCSF 3002) event; successes
+    // do not by default (`events.authentication: failures`).
+    let auth: Vec<Value> = all_records(&gw)
+        .into_iter()
+        .filter(|r| r["class_uid"] == 3002)
+        .collect();
+    assert_eq!(auth.len(), 5, "{auth:?}");
+    for r in &auth {
+        let text = r.to_string();
+        assert!(text.contains("typo") && !text.contains("nope"), "{text}");
+        assert_eq!(r["status_id"], 2, "failure: {text}");
+    }
 }

@@ -75,11 +75,28 @@ fn in_child_with_env(test: &str) -> bool {
 
 /// Copy `example` into `dir` and create every relative file it references.
 fn stage(example: &Path, dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(example).unwrap();
+    let mut text = std::fs::read_to_string(example).unwrap();
     let target = dir.join(example.file_name().unwrap());
-    std::fs::write(&target, &text).unwrap();
     let raw: config::raw::RawConfig = serde_saphyr::from_str(&text)
         .unwrap_or_else(|e| panic!("{}: does not parse: {e}", example.display()));
+    // The OpenAPI documents an example names ship beside it; rule folders are the repo's.
+    for spec in raw
+        .routes
+        .iter()
+        .filter_map(|r| r.openapi.as_ref())
+        .map(|o| &o.spec)
+    {
+        if Path::new(spec).is_relative() {
+            copy_relative(&examples_dir().join(spec), dir, spec);
+        }
+    }
+    for rules in raw.detection.iter().flat_map(|d| &d.rules) {
+        if Path::new(rules).is_relative() {
+            let real = examples_dir().join(rules).canonicalize().unwrap();
+            text = text.replace(&format!("[{rules}]"), &format!("[\"{}\"]", real.display()));
+        }
+    }
+    std::fs::write(&target, &text).unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let mut n = 0;
     let mut certificate = |cert: &str, key: Option<&str>| {

@@ -684,3 +684,93 @@ fn keys_new_prints_a_key_whose_hash_line_authenticates_it() {
     assert_eq!(identity.principal, "svc");
     assert!(store.authenticate("pk_wrong").is_err());
 }
+
+#[test]
+fn rules_check_lists_the_bundled_pack_and_fails_on_a_broken_rule() {
+    let out = portcullis(&["rules", "check", repo().join("rules").to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("rules loaded"), "{stdout}");
+    assert!(
+        stdout.contains("af0b9e5a-8fd6-4fc1-ab16-61c3cc0d30fb"),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.yml"),
+        "title: broken\nlogsource: { category: webserver }\ndetection:\n  sel:\n    cs-uri|nosuchmodifier: x\n  condition: sel\n",
+    )
+    .unwrap();
+    let out = portcullis(&["rules", "check", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("broken.yml") && stderr.contains("nosuchmodifier"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rules_test_replays_stored_events_and_prints_matches() {
+    let rules = repo().join("rules");
+    let events = rules.join("tests/api_vulnerability_scanner_user_agent.positive.jsonl");
+    let out = portcullis(&[
+        "rules",
+        "test",
+        rules.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let matches = stdout
+        .lines()
+        .filter(|l| l.contains("Vulnerability Scanner"))
+        .count();
+    assert!(matches > 0, "{stdout}");
+    assert!(stdout.contains("matches"), "{stdout}");
+
+    let negative = rules.join("tests/api_vulnerability_scanner_user_agent.negative.jsonl");
+    let out = portcullis(&[
+        "rules",
+        "test",
+        rules.to_str().unwrap(),
+        "--events",
+        negative.to_str().unwrap(),
+    ]);
+    assert!(!text(&out.stdout).contains("Vulnerability Scanner"));
+}
+
+#[test]
+fn rules_convert_writes_queries_for_each_target() {
+    let rules = repo().join("rules");
+    for (target, needle) in [
+        ("splunk", "http_request.user_agent"),
+        ("lucene", "http_request.user_agent"),
+        ("esql", "from"),
+        ("kql", "http_request.user_agent"),
+    ] {
+        let out = portcullis(&[
+            "rules",
+            "convert",
+            "--target",
+            target,
+            rules.to_str().unwrap(),
+        ]);
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains(needle), "{target}: {stdout}");
+        assert!(
+            stdout.lines().filter(|l| l.starts_with("# ")).count() >= 20,
+            "{target}"
+        );
+    }
+    let out = portcullis(&[
+        "rules",
+        "convert",
+        "--target",
+        "nosuchsiem",
+        rules.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+}

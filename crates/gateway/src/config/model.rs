@@ -372,6 +372,17 @@ pub struct EventsConfig {
     pub sinks: Vec<portcullis_events::SinkConfig>,
     /// Their kinds and destinations, for `/config` (never their secrets).
     pub sink_destinations: Vec<String>,
+    /// Which credential checks get an Authentication event of their own.
+    pub authentication: AuthEvents,
+}
+
+/// Which credential checks produce an Authentication (OCSF 3002) event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthEvents {
+    Off,
+    Failures,
+    All,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1148,6 +1159,18 @@ fn validate_events(v: &mut Validator, e: &RawEvents) -> EventsConfig {
         v.err("events.queue_capacity", "must be greater than zero");
     }
     let file_max_bytes = v.size("events.file_max_bytes", &e.file_max_bytes, 100 << 20);
+    let authentication = match e.authentication.as_deref().unwrap_or("failures") {
+        "off" => AuthEvents::Off,
+        "failures" => AuthEvents::Failures,
+        "all" => AuthEvents::All,
+        other => {
+            v.err(
+                "events.authentication",
+                format!("`{other}` is not a choice: use `failures`, `all` or `off`"),
+            );
+            AuthEvents::Failures
+        }
+    };
     let sinks: Vec<portcullis_events::SinkConfig> = e
         .sinks
         .iter()
@@ -1171,6 +1194,7 @@ fn validate_events(v: &mut Validator, e: &RawEvents) -> EventsConfig {
         queue_capacity,
         sink_destinations: sinks.iter().map(sink_destination).collect(),
         sinks,
+        authentication,
     }
 }
 

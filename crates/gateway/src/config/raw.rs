@@ -613,6 +613,9 @@ pub struct RawEvents {
     /// SIEM destinations besides the file and stdout: syslog, Splunk HEC, Elasticsearch.
     #[serde(default)]
     pub sinks: Vec<RawSink>,
+    /// Authentication (OCSF 3002) events for credential checks: `failures` (default), `all`
+    /// or `off`.
+    pub authentication: Option<String>,
 }
 
 /// One SIEM destination; exactly one key.
