@@ -78,7 +78,15 @@ impl Detection {
             .collect();
         let engine = Engine::new((*cfg.rules).clone(), mapping, limits);
         let responses = Arc::new(cfg.responses.clone());
-        tokio::spawn(run(engine, rx, responses, descriptions, deps));
+        // The engine is CPU work: it gets its own thread so a burst of events never takes a
+        // Tokio worker from the request path. Blocks and webhooks go back to the runtime.
+        let runtime = tokio::runtime::Handle::current();
+        let spawned = std::thread::Builder::new()
+            .name("portcullis-detection".into())
+            .spawn(move || run(engine, rx, responses, descriptions, deps, runtime));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the detection thread; detection is off");
+        }
         Arc::new(Detection {
             tx,
             dropped: AtomicU64::new(0),
@@ -102,15 +110,18 @@ impl Detection {
     }
 }
 
-async fn run(
+fn run(
     mut engine: Engine,
     mut rx: mpsc::Receiver<HttpActivity>,
     responses: Arc<Vec<DetectionResponse>>,
     descriptions: HashMap<String, String>,
     deps: DetectionDeps,
+    runtime: tokio::runtime::Handle,
 ) {
+    // Inside the runtime's context, so the webhook client can find its timer and executor.
+    let _context = runtime.enter();
     let webhooks = webhook_client();
-    while let Some(mut ev) = rx.recv().await {
+    while let Some(mut ev) = rx.blocking_recv() {
         // Rules see what the sinks see: secrets are redacted first.
         deps.redactor.redact(&mut ev);
         let value = detection_view(&ev);
@@ -126,7 +137,7 @@ async fn run(
                 if let Some((subject, ttl)) = response.block
                     && let Some(key) = block_key(subject, &m, &ev)
                 {
-                    match deps.limiter.block(&key, ttl).await {
+                    match runtime.block_on(deps.limiter.block(&key, ttl)) {
                         Ok(()) => actions.push(format!("blocked {key} for {}s", ttl.as_secs())),
                         Err(e) => {
                             tracing::warn!(rule = %m.rule_id, error = %e, "automatic block failed");
@@ -137,7 +148,7 @@ async fn run(
                 if let Some(hook) = &response.webhook {
                     actions.push("webhook".to_string());
                     let finding = finding_for(&m, &ev, &actions, &descriptions);
-                    spawn_webhook(webhooks.clone(), hook.clone(), finding);
+                    spawn_webhook(&runtime, webhooks.clone(), hook.clone(), finding);
                 }
             }
             deps.emitter
@@ -251,25 +262,10 @@ fn attacks(tags: &[String]) -> Vec<Attack> {
     out
 }
 
-/// The event as the rules read it: the OCSF record plus the fields web-server rules expect.
+/// The event as the rules read it: the OCSF record the sinks write (with `url_string` and
+/// `referrer`, which web-server rules need).
 pub fn detection_view(ev: &HttpActivity) -> serde_json::Value {
-    let mut value = portcullis_events::to_ocsf_json(ev);
-    if let Some(req) = value
-        .get_mut("http_request")
-        .and_then(|r| r.as_object_mut())
-    {
-        let url_string = match &ev.query {
-            Some(q) => format!("{}?{q}", ev.path),
-            None => ev.path.clone(),
-        };
-        if let Some(url) = req.get_mut("url").and_then(|u| u.as_object_mut()) {
-            url.insert("url_string".into(), url_string.into());
-        }
-        if let Some((_, referer)) = ev.headers.iter().find(|(n, _)| n == "referer") {
-            req.insert("referrer".into(), referer.clone().into());
-        }
-    }
-    value
+    portcullis_events::to_ocsf_json(ev)
 }
 
 type WebhookClient = Client<
@@ -304,12 +300,17 @@ pub fn webhook_signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     out
 }
 
-fn spawn_webhook(client: Option<WebhookClient>, hook: Webhook, finding: DetectionFinding) {
+fn spawn_webhook(
+    runtime: &tokio::runtime::Handle,
+    client: Option<WebhookClient>,
+    hook: Webhook,
+    finding: DetectionFinding,
+) {
     let Some(client) = client else {
         tracing::warn!("webhook client unavailable");
         return;
     };
-    tokio::spawn(async move {
+    runtime.spawn(async move {
         let body = portcullis_events::detection_json(&finding).to_string();
         let ts = now_ms() / 1000;
         let signature = webhook_signature(hook.secret.expose().as_bytes(), ts, body.as_bytes());
