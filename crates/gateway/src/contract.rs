@@ -339,6 +339,21 @@ pub async fn check_request<'r>(
     Ok((ForwardBody::Buffered(bytes), operation))
 }
 
+/// Scan response text (a header value, a non-JSON body): the masked text if anything was
+/// masked, or the refusal when a `block` detector matched.
+fn scan_response_text(
+    dp: &crate::config::DataProtectionPolicy,
+    ctx: &mut RequestContext,
+    text: &str,
+    location: &str,
+) -> Result<Option<String>, Rejection> {
+    let (masked, found) = dp.scanner.scan_text(text, location);
+    if secret_findings(ctx, &found) {
+        return Err(Rejection::bad_gateway("sensitive_data_blocked"));
+    }
+    Ok(masked)
+}
+
 /// The whole body, or `None` once it passes `limit` bytes.
 async fn read_limited(mut body: Body, limit: usize) -> Result<Option<Bytes>, ()> {
     let mut buf = bytes::BytesMut::new();
@@ -412,11 +427,7 @@ pub async fn protect_response(
         let mut replaced = Vec::new();
         for (name, value) in &parts.headers {
             let Ok(text) = value.to_str() else { continue };
-            let (masked, found) = dp.scanner.scan_text(text, &format!("/header/{name}"));
-            if secret_findings(ctx, &found) {
-                return Err(Rejection::bad_gateway("sensitive_data_blocked"));
-            }
-            if let Some(m) = masked
+            if let Some(m) = scan_response_text(dp, ctx, text, &format!("/header/{name}"))?
                 && let Ok(v) = HeaderValue::from_str(&m)
             {
                 replaced.push((name.clone(), v));
@@ -558,22 +569,14 @@ pub async fn protect_response(
                 if let Some(dp) = dp
                     && let Ok(text) = std::str::from_utf8(&bytes)
                 {
-                    let (masked, found) = dp.scanner.scan_text(text, "/body");
-                    if secret_findings(ctx, &found) {
-                        return Err(Rejection::bad_gateway("sensitive_data_blocked"));
-                    }
-                    out = masked.map(String::into_bytes);
+                    out = scan_response_text(dp, ctx, text, "/body")?.map(String::into_bytes);
                 }
             }
         }
     } else if let Some(dp) = dp
         && let Ok(text) = std::str::from_utf8(&bytes)
     {
-        let (masked, found) = dp.scanner.scan_text(text, "/body");
-        if secret_findings(ctx, &found) {
-            return Err(Rejection::bad_gateway("sensitive_data_blocked"));
-        }
-        out = masked.map(String::into_bytes);
+        out = scan_response_text(dp, ctx, text, "/body")?.map(String::into_bytes);
     }
 
     let body = match out {

@@ -78,33 +78,16 @@ impl FieldMapping {
     /// Sigma web (`webserver`, `proxy`) fields onto OCSF HTTP Activity events.
     pub fn web_to_ocsf() -> Self {
         let mut m = FieldMapping::identity();
-        let plain: &[(&str, &str)] = &[
-            ("cs-method", "http_request.http_method"),
-            ("cs-uri-stem", "http_request.url.path"),
-            ("c-uri-stem", "http_request.url.path"),
-            ("cs-uri-query", "http_request.url.query_string"),
-            ("c-uri-query", "http_request.url.query_string"),
-            ("cs-uri", "http_request.url.url_string"),
-            ("c-uri", "http_request.url.url_string"),
+        // The fields the SIEM conversion maps too (`convert::OCSF_WEB`), plus those only the
+        // live engine can read (ports, headers picked out of the header list).
+        let engine_only: &[(&str, &str)] = &[
             ("c-uri-scheme", "http_request.url.scheme"),
-            ("sc-status", "http_response.code"),
-            ("c-ip", "src_endpoint.ip"),
-            ("src_ip", "src_endpoint.ip"),
             ("c-port", "src_endpoint.port"),
             ("src_port", "src_endpoint.port"),
             ("s-ip", "dst_endpoint.ip"),
             ("dst_ip", "dst_endpoint.ip"),
             ("s-port", "dst_endpoint.port"),
             ("dst_port", "dst_endpoint.port"),
-            ("cs-user-agent", "http_request.user_agent"),
-            ("c-useragent", "http_request.user_agent"),
-            ("cs-referer", "http_request.referrer"),
-            ("cs-referrer", "http_request.referrer"),
-            ("cs-host", "http_request.url.hostname"),
-            ("r-dns", "http_request.url.hostname"),
-            ("cs-bytes", "http_request.length"),
-            ("sc-bytes", "http_response.length"),
-            ("cs-version", "http_request.version"),
             ("cs-username", "actor.user.name"),
             ("cs-cookie", "http_request.http_headers[name=cookie].value"),
             (
@@ -113,6 +96,7 @@ impl FieldMapping {
             ),
             ("sc-content-type", "http_response.content_type"),
         ];
+        let plain = crate::convert::OCSF_WEB.iter().chain(engine_only);
         for (sigma, path) in plain {
             m.insert(*sigma, FieldTarget::path(*path));
         }

@@ -106,7 +106,9 @@ pub struct FieldNames {
 
 /// The Portcullis OCSF web mapping: Sigma `webserver`/`proxy` fields onto OCSF HTTP Activity.
 /// Kept equal to `tools/portcullis_pipeline.yml`, the pySigma pipeline of the cross-check.
-const OCSF_WEB: &[(&str, &str)] = &[
+/// The engine's [`crate::FieldMapping::web_to_ocsf`] starts from this table too, so a rule
+/// means the same thing live and in the SIEM.
+pub(crate) const OCSF_WEB: &[(&str, &str)] = &[
     ("cs-method", "http_request.http_method"),
     ("cs-uri-stem", "http_request.url.path"),
     ("c-uri-stem", "http_request.url.path"),
