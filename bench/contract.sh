@@ -574,11 +574,11 @@ if base:
         print(f"- nginx + ModSecurity + CRS / nginx plain: {r:.4f}" + (f" (1/{1 / r:.0f})" if r > 0 else ""))
 if "pc-all" in med and "pc-base" in med:
     a, b = med["pc-all"], med["pc-base"]
-    print(f"- OpenAPI + inspection stages: {100 * (1 - a['rps'] / b['rps']):.1f}% fewer req/s than pc-base, "
+    print(f"- OpenAPI + inspection stages: req/s {100 * (a['rps'] / b['rps'] - 1):+.1f}% against pc-base, "
           f"{a['cpu'] - b['cpu']:+.1f} µs CPU per request")
 if "pc-all-dp" in med and "pc-all" in med:
     a, b = med["pc-all-dp"], med["pc-all"]
-    print(f"- data protection on the response: {100 * (1 - a['rps'] / b['rps']):.1f}% fewer req/s, "
+    print(f"- data protection on the response: req/s {100 * (a['rps'] / b['rps'] - 1):+.1f}% against pc-all, "
           f"{a['cpu'] - b['cpu']:+.1f} µs CPU per request")
 if "nginx-modsec" in med and "pc-all" in med and med["nginx-modsec"]["rps"] > 0:
     print(f"- Portcullis all-on / nginx + ModSecurity: {med['pc-all']['rps'] / med['nginx-modsec']['rps']:.1f}x")

@@ -212,7 +212,7 @@ print()
 print(f"- JWT (ES256, cached) extra CPU per request: {med['jwt'][1] - med['anon'][1]:+.1f} µs (target < 2 µs)")
 print(f"- rate limit, memory store: {med['rl-memory'][1] - med['anon'][1]:+.1f} µs per request")
 print(f"- Redis store throughput / memory store: {med['rl-redis'][0] / med['rl-memory'][0]:.2f} (target >= 0.80)")
-print(f"- event file: {100 * (1 - med['events'][0] / med['anon'][0]):.1f}% fewer req/s than anon, "
+print(f"- event file: req/s {100 * (med['events'][0] / med['anon'][0] - 1):+.1f}% against anon, "
       f"{med['events'][1] - med['anon'][1]:+.1f} µs per request")
 cost = 100 * (1 - med['detect'][0] / med['events'][0])
 print(f"- detection throughput cost: {cost:.1f}% (target ≤ 5%: {'met' if cost <= 5 else 'MISSED'}), "

@@ -6,6 +6,7 @@
 //! the queue is full the event is dropped for detection (never for the event sinks) and
 //! counted. One task owns the engine and its correlation state, so evaluation needs no locks.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,7 @@ use portcullis_events::{
 };
 use portcullis_policy::ratelimit::RateLimiter;
 use portcullis_sigma::{
-    CorrelationLimits, Engine, FieldMapping, Level, Match, MatchKind, attack_names,
+    CorrelationLimits, Engine, FieldMapping, FieldValue, Level, Match, MatchKind, attack_names,
 };
 use tokio::sync::mpsc;
 
@@ -124,9 +125,8 @@ fn run(
     while let Some(mut ev) = rx.blocking_recv() {
         // Rules see what the sinks see: secrets are redacted first.
         deps.redactor.redact(&mut ev);
-        let value = detection_view(&ev);
         let time_ms = i64::try_from(ev.time_ms).unwrap_or(i64::MAX);
-        let matches = engine.evaluate(&value, time_ms);
+        let matches = engine.evaluate(&DetectionEvent::new(&ev), time_ms);
         for m in matches {
             deps.metrics.detection_alert(&m.rule_id);
             let mut actions = Vec::new();
@@ -263,9 +263,112 @@ fn attacks(tags: &[String]) -> Vec<Attack> {
 }
 
 /// The event as the rules read it: the OCSF record the sinks write (with `url_string` and
-/// `referrer`, which web-server rules need).
+/// `referrer`, which web-server rules need), as JSON.
 pub fn detection_view(ev: &HttpActivity) -> serde_json::Value {
     portcullis_events::to_ocsf_json(ev)
+}
+
+/// The same record read field by field straight from the event, without building JSON: the
+/// fields rules use most are answered here, anything else from the JSON record, built once
+/// and only when a rule asks for such a field. `detection_view_agrees` keeps the two equal.
+pub struct DetectionEvent<'a> {
+    ev: &'a HttpActivity,
+    json: std::cell::OnceCell<serde_json::Value>,
+}
+
+impl<'a> DetectionEvent<'a> {
+    pub fn new(ev: &'a HttpActivity) -> Self {
+        DetectionEvent {
+            ev,
+            json: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn json(&self) -> &serde_json::Value {
+        self.json.get_or_init(|| detection_view(self.ev))
+    }
+}
+
+impl<'a> portcullis_sigma::Event for DetectionEvent<'a> {
+    fn field(&self, path: &str) -> Option<FieldValue<'_>> {
+        let ev = self.ev;
+        let text = |s: &str| Some(FieldValue::Str(Cow::Owned(s.to_string())));
+        let borrowed = |s: &'a str| Some(FieldValue::Str(Cow::Borrowed(s)));
+        let list = |items: Vec<FieldValue<'a>>| {
+            if items.is_empty() {
+                None
+            } else {
+                Some(FieldValue::List(items))
+            }
+        };
+        match path {
+            "http_request.http_method" => borrowed(&ev.method),
+            "http_request.url.path" => borrowed(&ev.path),
+            "http_request.url.query_string" => ev.query.as_deref().and_then(borrowed),
+            "http_request.url.hostname" => borrowed(&ev.host),
+            "http_request.url.scheme" => borrowed(&ev.scheme),
+            "http_request.user_agent" => ev.user_agent.as_deref().and_then(borrowed),
+            "http_request.version" => borrowed(&ev.http_version),
+            "http_request.length" => Some(FieldValue::Int(
+                i64::try_from(ev.bytes_in).unwrap_or(i64::MAX),
+            )),
+            "http_response.code" => Some(FieldValue::Int(i64::from(ev.status))),
+            "http_response.length" => Some(FieldValue::Int(
+                i64::try_from(ev.bytes_out).unwrap_or(i64::MAX),
+            )),
+            "src_endpoint.ip" => text(&ev.client_ip.to_string()),
+            "metadata.uid" => borrowed(&ev.request_id),
+            "unmapped.reason" => ev.reason.as_deref().and_then(borrowed),
+            "unmapped.route" => ev.route.as_deref().and_then(borrowed),
+            "unmapped.findings.kind" => list(
+                ev.findings
+                    .iter()
+                    .map(|f| FieldValue::Str(Cow::Borrowed(f.kind.as_str())))
+                    .collect(),
+            ),
+            "unmapped.findings.id" => list(
+                ev.findings
+                    .iter()
+                    .map(|f| FieldValue::Str(Cow::Borrowed(f.id.as_str())))
+                    .collect(),
+            ),
+            "unmapped.auth.attempted_user" => ev.attempted_user.as_deref().and_then(borrowed),
+            "unmapped.auth.credential_id" => ev
+                .actor
+                .as_ref()
+                .and_then(|a| a.credential_id.as_deref())
+                .and_then(borrowed),
+            "unmapped.auth.method" => ev
+                .actor
+                .as_ref()
+                .map(|a| a.auth_method.as_str())
+                .and_then(borrowed),
+            "actor.user.uid" | "actor.user.name" => ev
+                .actor
+                .as_ref()
+                .map(|a| a.principal.as_str())
+                .and_then(borrowed),
+            "unmapped.operation.path" => ev
+                .operation
+                .as_ref()
+                .map(|o| o.path.as_str())
+                .and_then(borrowed),
+            "unmapped.operation.id" => ev
+                .operation
+                .as_ref()
+                .and_then(|o| o.id.as_deref())
+                .and_then(borrowed),
+            "action_id" => Some(FieldValue::Int(match ev.action {
+                portcullis_events::Action::Allowed => 1,
+                portcullis_events::Action::Denied => 2,
+            })),
+            other => self.json().field(other),
+        }
+    }
+
+    fn keywords(&self, visit: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.json().keywords(visit)
+    }
 }
 
 type WebhookClient = Client<
@@ -348,4 +451,106 @@ fn short_hash(s: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     s.hash(&mut h);
     format!("{:08x}", h.finish() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use portcullis_events::{Action, Actor, Finding, HttpActivity, Operation, Severity};
+    use portcullis_sigma::{Event, FieldValue};
+
+    use super::{DetectionEvent, detection_view};
+
+    fn text(v: Option<FieldValue<'_>>) -> String {
+        match v {
+            None => "<none>".into(),
+            Some(FieldValue::Str(s)) => s.into_owned(),
+            Some(FieldValue::Int(i)) => i.to_string(),
+            Some(FieldValue::List(items)) => items
+                .into_iter()
+                .map(|i| text(Some(i)))
+                .collect::<Vec<_>>()
+                .join(","),
+            Some(other) => format!("{other:?}"),
+        }
+    }
+
+    /// Every field the direct view answers itself reads the same as the JSON record.
+    #[test]
+    fn detection_view_agrees() {
+        let ev = HttpActivity {
+            time_ms: 1,
+            request_id: "req-1".into(),
+            client_ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
+            client_port: 4000,
+            tls: None,
+            http_version: "HTTP/1.1".into(),
+            method: "POST".into(),
+            scheme: "https".into(),
+            host: "api.test".into(),
+            path: "/v1/orders/7".into(),
+            query: Some("a=1".into()),
+            headers: vec![("referer".into(), "https://x.test/".into())],
+            user_agent: Some("sqlmap/1.7".into()),
+            status: 403,
+            bytes_in: 12,
+            bytes_out: 61,
+            duration_us: 5,
+            route: Some("orders".into()),
+            upstream: None,
+            action: Action::Denied,
+            reason: Some("attack_detected".into()),
+            findings: vec![Finding {
+                kind: "attack".into(),
+                id: "sqli.union".into(),
+                location: Some("/query/a".into()),
+                detail: None,
+                severity: Severity::Critical,
+            }],
+            actor: Some(Actor {
+                auth_method: "jwt".into(),
+                principal: "alice".into(),
+                credential_id: Some("jti-1".into()),
+                scopes: vec![],
+            }),
+            attempted_user: Some("bob".into()),
+            operation: Some(Operation {
+                id: Some("getOrder".into()),
+                path: "/v1/orders/{id}".into(),
+            }),
+        };
+        let json = detection_view(&ev);
+        let view = DetectionEvent::new(&ev);
+        for path in [
+            "http_request.http_method",
+            "http_request.url.path",
+            "http_request.url.query_string",
+            "http_request.url.hostname",
+            "http_request.url.scheme",
+            "http_request.user_agent",
+            "http_request.version",
+            "http_request.length",
+            "http_response.code",
+            "http_response.length",
+            "src_endpoint.ip",
+            "metadata.uid",
+            "unmapped.reason",
+            "unmapped.route",
+            "unmapped.findings.kind",
+            "unmapped.findings.id",
+            "unmapped.auth.attempted_user",
+            "unmapped.auth.credential_id",
+            "unmapped.auth.method",
+            "actor.user.uid",
+            "actor.user.name",
+            "unmapped.operation.path",
+            "unmapped.operation.id",
+            "action_id",
+            "http_request.url.url_string",
+            "http_request.referrer",
+        ] {
+            assert_eq!(text(view.field(path)), text(json.field(path)), "{path}");
+        }
+    }
 }

@@ -269,5 +269,37 @@ detection:
     group.finish();
 }
 
-criterion_group!(benches, bench_web, bench_simple, bench_correlation);
+/// The bundled API-attack pack (`rules/`, correlations included) on the same benign events:
+/// what live detection costs the gateway per request.
+fn bench_bundled(c: &mut Criterion) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules");
+    let (set, problems) = RuleSet::load_dir(Path::new(dir)).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let mut engine = Engine::new(
+        set,
+        FieldMapping::web_to_ocsf(),
+        CorrelationLimits::default(),
+    );
+    let benign = benign_events();
+    let mut group = c.benchmark_group("bundled_rules");
+    group.throughput(Throughput::Elements(benign.len() as u64));
+    let mut t = 0i64;
+    group.bench_function("benign", |b| {
+        b.iter(|| {
+            for e in &benign {
+                t += 1;
+                black_box(engine.evaluate(black_box(e), t));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_web,
+    bench_simple,
+    bench_correlation,
+    bench_bundled
+);
 criterion_main!(benches);
