@@ -9,6 +9,8 @@
 //! number of values and bytes and reports that it was capped.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::ops::Range;
 
 use regex::Regex;
 use serde_json::Value;
@@ -61,13 +63,16 @@ const MAX_JSON_DEPTH: usize = 64;
 
 /// One value to inspect.
 pub(crate) struct Item<'a> {
-    pub location: String,
+    /// Where the value is, as a range of [`Collector::locations`]: one buffer per request
+    /// instead of one `String` per value, since only values with a finding need it.
+    pub location: Range<usize>,
     pub raw: Cow<'a, str>,
     pub target: u16,
     /// Whether `+` means a space (query strings and url-encoded forms).
     pub plus_as_space: bool,
-    /// For values: the lower-cased, decoded parameter name they belong to.
-    pub param: Option<String>,
+    /// For values: the decoded parameter name they belong to (not lower-cased: only the
+    /// rare value that looks like a URL needs it, and lower-cases it then).
+    pub param: Option<Cow<'a, str>>,
     /// For names: true when this is a query/form/JSON parameter name (where a session id
     /// does not belong), false for cookie names.
     pub is_param_name: bool,
@@ -78,6 +83,8 @@ pub(crate) struct Item<'a> {
 /// Collects items up to the configured limits.
 pub(crate) struct Collector<'a> {
     pub items: Vec<Item<'a>>,
+    /// Every item's location, concatenated (see [`Item::location`]).
+    locations: String,
     bytes: usize,
     max_values: usize,
     max_bytes: usize,
@@ -87,7 +94,9 @@ pub(crate) struct Collector<'a> {
 impl<'a> Collector<'a> {
     pub(crate) fn new(max_values: usize, max_bytes: usize) -> Self {
         Self {
-            items: Vec::new(),
+            // Typical API requests have tens of values: start big enough to rarely regrow.
+            items: Vec::with_capacity(64),
+            locations: String::with_capacity(1024),
             bytes: 0,
             max_values,
             max_bytes,
@@ -108,7 +117,27 @@ impl<'a> Collector<'a> {
         true
     }
 
-    fn value(&mut self, location: String, raw: Cow<'a, str>, target: u16) -> bool {
+    /// The location text of `item`.
+    pub(crate) fn location(&self, item: &Item<'_>) -> &str {
+        self.locations.get(item.location.clone()).unwrap_or("")
+    }
+
+    /// Stores a location and returns its range.
+    fn intern(&mut self, location: &str) -> Range<usize> {
+        let start = self.locations.len();
+        self.locations.push_str(location);
+        start..self.locations.len()
+    }
+
+    /// Stores a formatted location and returns its range.
+    fn intern_fmt(&mut self, location: std::fmt::Arguments<'_>) -> Range<usize> {
+        let start = self.locations.len();
+        // Writing to a `String` cannot fail.
+        let _ = self.locations.write_fmt(location);
+        start..self.locations.len()
+    }
+
+    fn value(&mut self, location: Range<usize>, raw: Cow<'a, str>, target: u16) -> bool {
         self.push(Item {
             location,
             raw,
@@ -123,16 +152,17 @@ impl<'a> Collector<'a> {
 
 /// A location segment for a field name: the name itself when it is short and plain, else
 /// `@index`, so that locations never echo attacker-chosen text.
-pub(crate) fn segment(name: &str, index: usize) -> String {
+pub(crate) fn push_segment(out: &mut String, name: &str, index: usize) {
     let plain = !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'$' | b' '));
     if plain {
-        name.to_owned()
+        out.push_str(name);
     } else {
-        format!("@{index}")
+        // Writing to a `String` cannot fail.
+        let _ = write!(out, "@{index}");
     }
 }
 
@@ -147,9 +177,9 @@ fn url_encoded<'a>(collector: &mut Collector<'a>, prefix: &str, input: &'a str) 
             None => (pair, None),
         };
         let decoded_name = percent_decode(name, true);
-        let seg = segment(&decoded_name, index);
-        let location = format!("/{prefix}/{seg}");
-        let param = decoded_name.to_lowercase();
+        let location = collector.intern_fmt(format_args!("/{prefix}/"));
+        push_segment(&mut collector.locations, &decoded_name, index);
+        let location = location.start..collector.locations.len();
         let ok = collector.push(Item {
             location: location.clone(),
             raw: Cow::Borrowed(name),
@@ -168,7 +198,7 @@ fn url_encoded<'a>(collector: &mut Collector<'a>, prefix: &str, input: &'a str) 
                 raw: Cow::Borrowed(value),
                 target: target::QUERY,
                 plus_as_space: true,
-                param: Some(param),
+                param: Some(decoded_name),
                 is_param_name: false,
                 header: None,
             });
@@ -186,7 +216,13 @@ fn cookies<'a>(collector: &mut Collector<'a>, header: &'a str) {
             continue;
         }
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let location = format!("/cookie/{}", segment(&percent_decode(name, false), index));
+        let start = collector.intern("/cookie/").start;
+        push_segment(
+            &mut collector.locations,
+            &percent_decode(name, false),
+            index,
+        );
+        let location = start..collector.locations.len();
         collector.push(Item {
             location: location.clone(),
             raw: Cow::Borrowed(name),
@@ -207,13 +243,15 @@ fn json<'a>(collector: &mut Collector<'a>, value: &'a Value, pointer: &mut Strin
     }
     match value {
         Value::String(s) => {
-            collector.value(pointer.clone(), Cow::Borrowed(s.as_str()), target::BODY);
+            let location = collector.intern(pointer);
+            collector.value(location, Cow::Borrowed(s.as_str()), target::BODY);
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let len = pointer.len();
                 pointer.push('/');
-                pointer.push_str(&i.to_string());
+                // Writing to a `String` cannot fail.
+                let _ = write!(pointer, "{i}");
                 json(collector, item, pointer, depth + 1);
                 pointer.truncate(len);
                 if collector.capped {
@@ -226,15 +264,16 @@ fn json<'a>(collector: &mut Collector<'a>, value: &'a Value, pointer: &mut Strin
             for (i, (key, item)) in map.iter().enumerate() {
                 let len = pointer.len();
                 pointer.push('/');
-                pointer.push_str(&segment(key, i));
+                push_segment(pointer, key, i);
                 // `{"constructor": {"prototype": ...}}` pollutes like `constructor.prototype`.
                 let name: Cow<'a, str> = if parent_is_constructor {
                     Cow::Owned(format!("constructor.{key}"))
                 } else {
                     Cow::Borrowed(key.as_str())
                 };
+                let location = collector.intern(pointer);
                 let ok = collector.push(Item {
-                    location: pointer.clone(),
+                    location: location.clone(),
                     raw: name,
                     target: target::NAME,
                     plus_as_space: false,
@@ -247,11 +286,11 @@ fn json<'a>(collector: &mut Collector<'a>, value: &'a Value, pointer: &mut Strin
                 }
                 if let Value::String(s) = item {
                     collector.push(Item {
-                        location: pointer.clone(),
+                        location,
                         raw: Cow::Borrowed(s.as_str()),
                         target: target::BODY,
                         plus_as_space: false,
-                        param: Some(key.to_lowercase()),
+                        param: Some(Cow::Borrowed(key.as_str())),
                         is_param_name: false,
                         header: None,
                     });
@@ -305,7 +344,9 @@ fn multipart<'a>(collector: &mut Collector<'a>, body: &'a str, boundary: &str) {
             .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))
             .unwrap_or("");
         let name = header_param(disposition, "name").unwrap_or("");
-        let location = format!("/form/{}", segment(name, index));
+        let start = collector.intern("/form/").start;
+        push_segment(&mut collector.locations, name, index);
+        let location = start..collector.locations.len();
         let name_item = Item {
             location: location.clone(),
             raw: Cow::Borrowed(name),
@@ -319,7 +360,10 @@ fn multipart<'a>(collector: &mut Collector<'a>, body: &'a str, boundary: &str) {
             return;
         }
         if let Some(filename) = header_param(disposition, "filename") {
-            let file_location = format!("{location}/filename");
+            let start = collector.locations.len();
+            collector.locations.extend_from_within(location.clone());
+            collector.locations.push_str("/filename");
+            let file_location = start..collector.locations.len();
             collector.value(
                 file_location,
                 Cow::Borrowed(filename),
@@ -337,7 +381,7 @@ fn multipart<'a>(collector: &mut Collector<'a>, body: &'a str, boundary: &str) {
                 raw: Cow::Borrowed(content),
                 target: target::BODY,
                 plus_as_space: false,
-                param: Some(name.to_lowercase()),
+                param: Some(Cow::Borrowed(name)),
                 is_param_name: false,
                 header: None,
             });
@@ -379,21 +423,22 @@ pub(crate) fn extract<'a>(
     collector: &mut Collector<'a>,
 ) {
     // Path: the whole path for traversal, then each segment.
-    collector.value(
-        "/path".to_owned(),
-        Cow::Borrowed(req.path),
-        target::FULL_PATH,
-    );
+    let location = collector.intern("/path");
+    collector.value(location, Cow::Borrowed(req.path), target::FULL_PATH);
     for (i, seg) in req.path.split('/').filter(|s| !s.is_empty()).enumerate() {
-        collector.value(format!("/path/{i}"), Cow::Borrowed(seg), target::PATH);
+        let location = collector.intern_fmt(format_args!("/path/{i}"));
+        collector.value(location, Cow::Borrowed(seg), target::PATH);
     }
     for (i, (name, value)) in req.path_params.iter().enumerate() {
+        let start = collector.intern("/path_param/").start;
+        push_segment(&mut collector.locations, name, i);
+        let location = start..collector.locations.len();
         collector.push(Item {
-            location: format!("/path_param/{}", segment(name, i)),
+            location,
             raw: Cow::Borrowed(value.as_str()),
             target: target::PATH | target::QUERY,
             plus_as_space: false,
-            param: Some(name.to_lowercase()),
+            param: Some(Cow::Borrowed(*name)),
             is_param_name: false,
             header: None,
         });
@@ -409,7 +454,8 @@ pub(crate) fn extract<'a>(
                 cookies(collector, s);
             } else {
                 // Non-UTF-8 cookies: inspect the whole header as one value.
-                collector.value("/header/cookie".to_owned(), text, target::HEADER);
+                let location = collector.intern("/header/cookie");
+                collector.value(location, text, target::HEADER);
             }
             continue;
         }
@@ -421,8 +467,9 @@ pub(crate) fn extract<'a>(
         if is_filename {
             t |= target::FILENAME;
         }
+        let location = collector.intern_fmt(format_args!("/header/{name}"));
         collector.push(Item {
-            location: format!("/header/{name}"),
+            location,
             raw: text,
             target: t,
             plus_as_space: false,
@@ -464,15 +511,18 @@ pub(crate) fn extract<'a>(
         return;
     }
     if ct.contains("xml") || (ct.is_empty() && text.trim_start().starts_with("<?xml")) {
-        collector.value("/body".to_owned(), Cow::Borrowed(text), target::XML_RAW);
+        let location = collector.intern("/body");
+        collector.value(location, Cow::Borrowed(text), target::XML_RAW);
         for (i, caps) in xml_values.captures_iter(text).enumerate() {
             let Some(m) = caps.get(1).or_else(|| caps.get(2)).or_else(|| caps.get(3)) else {
                 continue;
             };
             let v = m.as_str().trim();
-            if !v.is_empty()
-                && !collector.value(format!("/xml/{i}"), Cow::Borrowed(v), target::BODY)
-            {
+            if v.is_empty() {
+                continue;
+            }
+            let location = collector.intern_fmt(format_args!("/xml/{i}"));
+            if !collector.value(location, Cow::Borrowed(v), target::BODY) {
                 return;
             }
         }
@@ -483,5 +533,6 @@ pub(crate) fn extract<'a>(
         url_encoded(collector, "form", text.trim_end_matches(['\r', '\n']));
         return;
     }
-    collector.value("/body".to_owned(), Cow::Borrowed(text), target::BODY);
+    let location = collector.intern("/body");
+    collector.value(location, Cow::Borrowed(text), target::BODY);
 }

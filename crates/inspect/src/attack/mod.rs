@@ -296,10 +296,12 @@ impl AttackDetector {
         let offsite_referer = offsite_referer(req.headers);
 
         let mut findings = Vec::new();
-        let mut seen: HashSet<(&'static str, String)> = HashSet::new();
+        let mut seen: HashSet<(&'static str, &str)> = HashSet::new();
+        let mut scratch = String::new();
         for item in &collector.items {
-            self.inspect_item(item, offsite_referer, &mut |rule: Finding| {
-                if seen.insert((rule.id, item.location.clone())) {
+            self.inspect_item(item, offsite_referer, &mut scratch, &mut |rule: Finding| {
+                let location = collector.location(item);
+                if seen.insert((rule.id, location)) {
                     findings.push(AttackFinding {
                         id: rule.id,
                         family: rule.family,
@@ -307,7 +309,7 @@ impl AttackDetector {
                         score: rule.severity.score(),
                         cwe: rule.cwe,
                         attack_technique: rule.technique,
-                        location: item.location.clone(),
+                        location: location.to_owned(),
                     });
                 }
             });
@@ -332,9 +334,14 @@ impl AttackDetector {
         }
     }
 
-    fn inspect_item(&self, item: &Item<'_>, offsite_referer: bool, emit: &mut dyn FnMut(Finding)) {
-        let text = normalize::text_view(&item.raw, item.plus_as_space);
-        let text: &str = &text;
+    fn inspect_item(
+        &self,
+        item: &Item<'_>,
+        offsite_referer: bool,
+        scratch: &mut String,
+        emit: &mut dyn FnMut(Finding),
+    ) {
+        let text = normalize::text_view(&item.raw, item.plus_as_space, scratch);
 
         let mut mask = 0u32;
         for &b in text.as_bytes() {
@@ -397,8 +404,9 @@ impl AttackDetector {
         // Session fixation: a session id passed as a request parameter.
         if self.code_enabled[1] && item.is_param_name {
             let name = text.trim();
-            if self.session_framework_names.is_match(name)
-                || (offsite_referer && self.session_generic_names.is_match(name))
+            if may_be_session_name(name)
+                && (self.session_framework_names.is_match(name)
+                    || (offsite_referer && self.session_generic_names.is_match(name)))
             {
                 emit(Finding::from_code(&SESSION_PARAM));
             }
@@ -409,7 +417,7 @@ impl AttackDetector {
             && (text.starts_with("http://")
                 || text.starts_with("https://")
                 || text.starts_with("ftp://"))
-            && self.include_params.is_match(param)
+            && self.include_params.is_match(&param.to_lowercase())
         {
             emit(Finding::from_code(&RFI_INCLUDE_PARAM));
         }
@@ -439,6 +447,17 @@ impl AttackDetector {
         }
         current
     }
+}
+
+/// A cheap necessary condition for the session-name regexes: every name either of them
+/// accepts contains one of these, so most parameter names skip both scans.
+fn may_be_session_name(name: &str) -> bool {
+    name.contains("sess")
+        || name.contains("sid")
+        || name.starts_with("cf")
+        || name.contains("token")
+        || name == "cakephp"
+        || name == "symfony"
 }
 
 /// Whether the Referer points at a different host than the request (a session id set
@@ -499,4 +518,54 @@ pub fn detector_ids() -> Vec<&'static str> {
     let mut ids: Vec<&'static str> = rules::builtin_rules().iter().map(|r| r.id).collect();
     ids.extend(CODE_DETECTORS.iter().map(|d| d.id));
     ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_name_precheck_admits_every_name_the_regexes_accept() {
+        let detector = AttackDetector::new(&AttackConfig::default()).unwrap();
+        let names = [
+            "jsessionid",
+            "phpsessid",
+            "phpsession",
+            "aspsessionidabcd",
+            "asp.net_sessionid",
+            "cfid",
+            "cftoken",
+            "cfsid",
+            "jwsession",
+            "laravel_session",
+            "_flask_session",
+            "play_session",
+            "koa.sess",
+            "koa.sess.sig",
+            "connect.sid",
+            "cakephp",
+            "meteor_login_token",
+            "shiny-token",
+            "__secure-next-auth.session-token",
+            "rack.session",
+            "ci_session",
+            "symfony",
+            "session",
+            "sess_id",
+            "sid",
+            "user_sessionkey",
+            "x.sid-token",
+        ];
+        for name in names {
+            assert!(
+                detector.session_framework_names.is_match(name)
+                    || detector.session_generic_names.is_match(name),
+                "{name} is not a session name"
+            );
+            assert!(may_be_session_name(name), "{name} skipped");
+        }
+        for name in ["title", "content", "created_on", "email"] {
+            assert!(!may_be_session_name(name), "{name}");
+        }
+    }
 }

@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 
 use regex::Regex;
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 
 use crate::InspectError;
 
@@ -242,21 +242,63 @@ pub(crate) fn js_unescape(input: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Whether a value needs any decoding at all; most API values (names, ids, dates) do not,
-/// and skipping the decode passes keeps clean traffic cheap.
-fn needs_decoding(input: &str, plus_as_space: bool) -> bool {
-    input
-        .bytes()
-        .any(|b| matches!(b, b'%' | b'&' | b'\\' | 0) || b >= 0x80 || (plus_as_space && b == b'+'))
-}
+/// [`BYTE_CLASS`] bit: a byte that starts an encoding (`%`, `&`, `\\`) or NUL.
+const DECODE: u8 = 1;
+/// [`BYTE_CLASS`] bit: `+`, a space in forms.
+const PLUS: u8 = 2;
+/// [`BYTE_CLASS`] bit: an ASCII upper-case letter.
+const UPPER: u8 = 4;
+/// [`BYTE_CLASS`] bit: a byte of a non-ASCII character.
+const NON_ASCII: u8 = 8;
 
-/// The fully decoded, lower-cased text view of a raw value.
-pub(crate) fn text_view(raw: &str, plus_as_space: bool) -> Cow<'_, str> {
-    if !needs_decoding(raw, plus_as_space) {
-        if raw.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Cow::Owned(raw.to_ascii_lowercase());
+/// What each byte value means for the text view.
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'%' | b'&' | b'\\' | 0 => DECODE,
+            b'+' => PLUS,
+            b'A'..=b'Z' => UPPER,
+            0x80.. => NON_ASCII,
+            _ => 0,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// The fully decoded, lower-cased text view of a raw value. The result is `raw` itself
+/// when nothing changes (most API values: ids, dates, lower-case words), else written into
+/// `scratch`, a buffer reused across the values of a request so that lower-casing a
+/// capitalised name does not allocate.
+pub(crate) fn text_view<'s>(raw: &'s str, plus_as_space: bool, scratch: &'s mut String) -> &'s str {
+    // One table lookup per byte instead of a chain of comparisons: this loop sees every
+    // byte of every value.
+    let mut class = 0u8;
+    for &b in raw.as_bytes() {
+        class |= BYTE_CLASS[usize::from(b)];
+    }
+    let decode = class & DECODE != 0 || (plus_as_space && class & PLUS != 0);
+    let (upper, non_ascii) = (class & UPPER != 0, class & NON_ASCII != 0);
+    scratch.clear();
+    if !decode {
+        if !non_ascii {
+            if !upper {
+                return raw;
+            }
+            scratch.push_str(raw);
+            scratch.make_ascii_lowercase();
+            return scratch;
         }
-        return Cow::Borrowed(raw);
+        // Without `%`, `&`, `\\` or NUL the decode passes change nothing; names like
+        // "Siobhán" are already NFKC, which the quick check answers without allocating.
+        if is_nfkc_quick(raw.chars()) == IsNormalized::Yes {
+            scratch.push_str(&raw.to_lowercase());
+        } else {
+            scratch.push_str(&raw.nfkc().collect::<String>().to_lowercase());
+        }
+        return scratch;
     }
     let mut current: String = raw.to_owned();
     for round in 0..MAX_DECODE_ROUNDS {
@@ -274,13 +316,49 @@ pub(crate) fn text_view(raw: &str, plus_as_space: bool) -> Cow<'_, str> {
     if !current.is_ascii() {
         current = current.nfkc().collect();
     }
-    Cow::Owned(current.to_lowercase())
+    scratch.push_str(&current.to_lowercase());
+    scratch
+}
+
+/// Whether `b` is what the ASCII `\s` of the detectors matches.
+fn is_space(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
+/// Whether `text` has a tab, CR, LF (with `vertical`, also VT or FF) or two spaces in a
+/// row: the cases where collapsing whitespace changes something.
+fn needs_collapse(text: &[u8], vertical: bool) -> bool {
+    text.iter()
+        .any(|&b| matches!(b, b'\n' | b'\t' | b'\r') || (vertical && matches!(b, 0x0b | 0x0c)))
+        || text.windows(2).any(|w| w == b"  ")
+}
+
+/// Replaces every run of ASCII whitespace by one space (the regex `\s+` → ` `), and drops
+/// the characters for which `drop` is true first (so `a ' b` reads `a b`), in one pass.
+fn collapse_whitespace(text: &str, drop: impl Fn(u8) -> bool) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    let mut in_space = false;
+    for &b in text.as_bytes() {
+        if drop(b) {
+            continue;
+        }
+        if is_space(b) {
+            if !in_space {
+                out.push(b' ');
+            }
+            in_space = true;
+        } else {
+            out.push(b);
+            in_space = false;
+        }
+    }
+    // Only ASCII bytes were dropped or replaced, so the result is still UTF-8.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Compiled helpers for the code and command views.
 pub(crate) struct ViewBuilder {
     comments: Regex,
-    whitespace: Regex,
     shell_vars: Regex,
     shell_ifs: Regex,
     shell_shell: Regex,
@@ -303,7 +381,6 @@ impl ViewBuilder {
                 "normalize.comments",
                 r"/\*!\d*|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/|/\*.*$|\*/|--[^\n]*|#[^\n{]*|(?:^|\s)//[^\n]*",
             )?,
-            whitespace: compile("normalize.whitespace", r"\s+")?,
             shell_vars: compile(
                 "normalize.shell_vars",
                 r"\$\{[a-z_][a-z0-9_]*\}|\$[a-z_][a-z0-9_]*|\$[@*!#?]|[\\'\x22^]",
@@ -315,17 +392,18 @@ impl ViewBuilder {
 
     /// The code view: comments replaced by a space, whitespace collapsed.
     pub(crate) fn code_view<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let stripped = if text.contains("/*")
-            || text.contains("*/")
-            || text.contains("--")
-            || text.contains('#')
-        {
+        let bytes = text.as_bytes();
+        let has_comment = bytes.contains(&b'#')
+            || bytes
+                .windows(2)
+                .any(|w| matches!(w, [b'/', b'*'] | [b'*', b'/'] | [b'-', b'-']));
+        let stripped = if has_comment {
             self.comments.replace_all(text, " ")
         } else {
             Cow::Borrowed(text)
         };
-        if stripped.contains(['\n', '\t', '\r', '\x0b', '\x0c']) || stripped.contains("  ") {
-            Cow::Owned(self.whitespace.replace_all(&stripped, " ").into_owned())
+        if needs_collapse(stripped.as_bytes(), true) {
+            Cow::Owned(collapse_whitespace(&stripped, |_| false))
         } else {
             stripped
         }
@@ -333,19 +411,34 @@ impl ViewBuilder {
 
     /// The command view: shell quoting and variable tricks removed.
     pub(crate) fn cmd_view<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        if !text.contains(['$', '\\', '\'', '"', '^']) {
+        let bytes = text.as_bytes();
+        if !bytes
+            .iter()
+            .any(|b| matches!(b, b'$' | b'\\' | b'\'' | b'"' | b'^'))
+        {
             return self.code_view_ws(text);
+        }
+        if !bytes.contains(&b'$') {
+            // Without `$` the variable passes change nothing and only quoting goes.
+            return Cow::Owned(collapse_whitespace(text, |b| {
+                matches!(b, b'\\' | b'\'' | b'"' | b'^')
+            }));
         }
         let ifs = self.shell_ifs.replace_all(text, " ");
         let shell = self.shell_shell.replace_all(&ifs, "sh");
         let stripped = self.shell_vars.replace_all(&shell, "");
-        Cow::Owned(self.whitespace.replace_all(&stripped, " ").into_owned())
+        Cow::Owned(collapse_whitespace(&stripped, |_| false))
     }
 
     /// The path view: backslashes become slashes, `/./` and repeated slashes collapse, so
     /// `/etc/./passwd`, `/etc//passwd` and `\\etc\\passwd` all read `/etc/passwd`.
     pub(crate) fn path_view<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        if !text.contains('\\') && !text.contains("//") && !text.contains("/./") {
+        let bytes = text.as_bytes();
+        // Byte-window scans: cheaper than substring searches on the short values this sees.
+        let changes = bytes.contains(&b'\\')
+            || bytes.windows(2).any(|w| w == b"//")
+            || bytes.windows(3).any(|w| w == b"/./");
+        if !changes {
             return Cow::Borrowed(text);
         }
         let mut out = String::with_capacity(text.len());
@@ -364,8 +457,8 @@ impl ViewBuilder {
     }
 
     fn code_view_ws<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        if text.contains(['\n', '\t', '\r']) || text.contains("  ") {
-            self.whitespace.replace_all(text, " ")
+        if needs_collapse(text.as_bytes(), false) {
+            Cow::Owned(collapse_whitespace(text, |_| false))
         } else {
             Cow::Borrowed(text)
         }
@@ -375,6 +468,10 @@ impl ViewBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text_view(raw: &str, plus_as_space: bool) -> String {
+        super::text_view(raw, plus_as_space, &mut String::new()).to_owned()
+    }
 
     #[test]
     fn double_percent_encoding_is_undone() {
@@ -413,5 +510,32 @@ mod tests {
         assert_eq!(views.cmd_view("c${x}u'r'l $ifs x"), "curl x");
         assert_eq!(views.path_view("/etc/./passwd"), "/etc/passwd");
         assert_eq!(views.path_view("..\\..\\\\windows"), "../../windows");
+    }
+
+    #[test]
+    fn quote_only_command_view_matches_the_regex_passes() {
+        let views = ViewBuilder::new().unwrap();
+        assert_eq!(
+            views.cmd_view("c'a't  /etc/pa\"ss\"wd\t\n^x"),
+            "cat /etc/passwd x"
+        );
+        assert_eq!(views.cmd_view("it's  a ' b"), "its a b");
+        assert_eq!(views.cmd_view("a'\x0b\x0cb"), "a b");
+    }
+
+    #[test]
+    fn text_view_lowercases_without_decoding_plain_values() {
+        let mut scratch = String::new();
+        assert_eq!(
+            super::text_view("Siobhán O'Brien", false, &mut scratch),
+            "siobhán o'brien"
+        );
+        assert_eq!(super::text_view("ＡＢＣ", false, &mut scratch), "abc");
+        assert_eq!(super::text_view("Plain", false, &mut scratch), "plain");
+        let raw = "already lower";
+        assert!(std::ptr::eq(
+            super::text_view(raw, false, &mut scratch),
+            raw
+        ));
     }
 }

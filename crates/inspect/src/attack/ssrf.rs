@@ -51,7 +51,7 @@ pub(crate) fn internal_target(text: &str) -> Option<InternalTarget> {
     }
     let mut found = None;
     let mut search = text;
-    while let Some(pos) = search.find("//") {
+    while let Some(pos) = find_double_slash(search) {
         let scheme_ok = pos == 0 || {
             let before = &search[..pos];
             before.ends_with(':')
@@ -63,7 +63,7 @@ pub(crate) fn internal_target(text: &str) -> Option<InternalTarget> {
         }
         search = rest;
     }
-    if found.is_none() && !text.contains("://") {
+    if found.is_none() && !has_scheme_separator(text) {
         let trimmed = text.trim();
         let bare = trimmed.contains('/') || trimmed.contains(':') || trimmed.starts_with('[');
         if bare && !trimmed.contains(char::is_whitespace) {
@@ -71,6 +71,16 @@ pub(crate) fn internal_target(text: &str) -> Option<InternalTarget> {
         }
     }
     found
+}
+
+/// `text.find("//")` as a byte-pair scan: cheaper than a substring search on short values.
+fn find_double_slash(text: &str) -> Option<usize> {
+    text.as_bytes().windows(2).position(|w| w == b"//")
+}
+
+/// `text.contains("://")` as a byte scan.
+fn has_scheme_separator(text: &str) -> bool {
+    text.as_bytes().windows(3).any(|w| w == b"://")
 }
 
 fn worse(current: Option<InternalTarget>, new: InternalTarget) -> Option<InternalTarget> {
@@ -149,15 +159,17 @@ fn classify_host(host: &str) -> Option<InternalTarget> {
 /// Parses IPv4 the way `inet_aton` does: 1–4 parts, each decimal, `0x` hex or `0` octal,
 /// the last part filling the remaining bytes.
 fn parse_ipv4_loose(host: &str) -> Option<Ipv4Addr> {
-    let parts: Vec<&str> = host.split('.').collect();
-    if parts.is_empty() || parts.len() > 4 {
-        return None;
+    // A fixed array rather than a `Vec`: every URL-looking value gets here.
+    let mut values = [0u64; 4];
+    let mut count = 0;
+    for part in host.split('.') {
+        if count == values.len() {
+            return None;
+        }
+        values[count] = parse_ip_number(part)?;
+        count += 1;
     }
-    let mut values = Vec::with_capacity(4);
-    for part in &parts {
-        values.push(parse_ip_number(part)?);
-    }
-    let (last, leading) = values.split_last()?;
+    let (last, leading) = values[..count].split_last()?;
     let mut addr: u64 = 0;
     for (i, v) in leading.iter().enumerate() {
         if *v > 255 {
