@@ -185,8 +185,11 @@ async fn client_that_leaves_before_the_upstream_answers_yields_one_499_event() {
     assert_eq!(ev["unmapped"]["reason"], "client_closed");
     assert_eq!(ev["unmapped"]["route"], "slow");
     let us = ev["unmapped"]["duration_us"].as_u64().unwrap();
+    // The clock starts once the head is read, a little after the client wrote it, so the
+    // duration can fall just short of the 100 ms the client waited: the bound only has to
+    // tell "the client left" (about 100 ms) from "the upstream answered" (1 s).
     assert!(
-        (100_000..900_000).contains(&us),
+        (50_000..900_000).contains(&us),
         "the request ended when the client left, not when the upstream answered: {us} µs"
     );
 }
