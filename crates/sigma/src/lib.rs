@@ -35,4 +35,4 @@ pub use error::{LoadProblem, SigmaError};
 pub use event::{Event, FieldValue, KeywordFields};
 pub use mapping::{Derive, FieldMapping, FieldTarget};
 pub use parse::{parse_rules, parse_timespan};
-pub use ruleset::{RuleId, RuleSet};
+pub use ruleset::{RuleId, RuleSet, rule_files};

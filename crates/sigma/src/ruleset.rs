@@ -103,10 +103,8 @@ impl RuleSet {
 
     /// [`RuleSet::load_dir`] into an existing set (e.g. one with placeholders configured).
     pub fn add_dir(&mut self, dir: &Path) -> Result<Vec<LoadProblem>, SigmaError> {
-        let mut files = Vec::new();
-        collect_files(dir, &mut files)
+        let files = rule_files(dir)
             .map_err(|e| SigmaError::new(dir, None, format!("cannot read rule directory: {e}")))?;
-        files.sort();
         let mut problems = Vec::new();
         for file in files {
             match std::fs::read_to_string(&file) {
@@ -282,6 +280,20 @@ impl RuleSet {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+}
+
+/// Every rule file (`*.yml` / `*.yaml`) under `path`, recursively, in path order; `path`
+/// itself when it is a file. The one directory walk the engine, the converter and the
+/// gateway's config all use.
+pub fn rule_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if path.is_file() {
+        out.push(path.to_path_buf());
+    } else {
+        collect_files(path, &mut out)?;
+        out.sort();
+    }
+    Ok(out)
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

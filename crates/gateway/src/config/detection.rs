@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,26 +84,6 @@ pub struct Webhook {
     pub timeout: Duration,
 }
 
-/// Every rule file under `path` (itself when it is a file), sorted for a stable load order.
-fn rule_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    if path.is_file() {
-        out.push(path.to_path_buf());
-        return Ok(());
-    }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            rule_files(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
 pub(super) fn detection_config(
     v: &mut Validator<'_>,
     raw: &RawDetection,
@@ -116,14 +96,16 @@ pub(super) fn detection_config(
     }
     for (i, p) in raw.rules.iter().enumerate() {
         let path = v.path(p);
-        let mut files = Vec::new();
-        if let Err(e) = rule_files(&path, &mut files) {
-            v.err(
-                &format!("detection.rules[{i}]"),
-                format!("cannot read `{}`: {e}", path.display()),
-            );
-            continue;
-        }
+        let files = match portcullis_sigma::rule_files(&path) {
+            Ok(files) => files,
+            Err(e) => {
+                v.err(
+                    &format!("detection.rules[{i}]"),
+                    format!("cannot read `{}`: {e}", path.display()),
+                );
+                continue;
+            }
+        };
         for file in files {
             let text = match std::fs::read_to_string(&file) {
                 Ok(t) => t,

@@ -375,10 +375,15 @@ pub struct DirConversion {
 /// Converts every `.yml`/`.yaml` rule file under `dir` (recursively, in path order). The rules
 /// of all files are converted together, so a correlation may refer to rules in other files.
 pub fn convert_dir(dir: &Path, target: Target, mapping: &FieldNames) -> DirConversion {
-    let mut files = Vec::new();
     let mut result = DirConversion::default();
-    collect_rule_files(dir, &mut files, &mut result.problems);
-    files.sort();
+    let files = match crate::rule_files(dir) {
+        Ok(files) => files,
+        Err(e) => {
+            let err = SigmaError::new(dir, None, format!("cannot read directory: {e}"));
+            result.problems.push((dir.to_path_buf(), err.into()));
+            Vec::new()
+        }
+    };
     let mut rules = Vec::new();
     let mut fields = Vec::new();
     for file in files {
@@ -402,27 +407,4 @@ pub fn convert_dir(dir: &Path, target: Target, mapping: &FieldNames) -> DirConve
     }
     result.converted = convert_rules_with_fields(&rules, &fields, target, mapping);
     result
-}
-
-fn collect_rule_files(
-    dir: &Path,
-    out: &mut Vec<PathBuf>,
-    problems: &mut Vec<(PathBuf, ConvertError)>,
-) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            let err = SigmaError::new(dir, None, format!("cannot read directory: {e}"));
-            problems.push((dir.to_path_buf(), err.into()));
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_rule_files(&path, out, problems);
-        } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-            out.push(path);
-        }
-    }
 }
