@@ -47,7 +47,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -1252,6 +1252,41 @@ impl Core {
         true
     }
 
+    /// Keep what an idle probe read (into a stack buffer) as the start of the next request;
+    /// nothing read means the client closed.
+    fn keep_probe(&mut self, got: &[u8]) {
+        if got.is_empty() {
+            self.phase = Phase::Eof;
+            return;
+        }
+        self.buf = vec![0; READ_CHUNK.max(got.len())];
+        if let Some(dst) = self.buf.get_mut(..got.len()) {
+            dst.copy_from_slice(got);
+        }
+        self.filled = got.len();
+    }
+
+    /// Put back bytes that were handed on but not consumed (hyper's read buffer when a
+    /// connection is parked). They were validated already, so they go back in front of
+    /// whatever is waiting, as output.
+    fn requeue(&mut self, handed_on: &[u8]) {
+        if handed_on.is_empty() {
+            return;
+        }
+        let start = self.out_start.min(self.filled);
+        let rest = self.buf.get(start..self.filled).unwrap_or_default();
+        let mut buf = Vec::with_capacity(handed_on.len() + rest.len() + READ_CHUNK);
+        buf.extend_from_slice(handed_on);
+        buf.extend_from_slice(rest);
+        let shift = |at: usize| handed_on.len() + at.saturating_sub(start);
+        self.out_end = shift(self.out_end);
+        self.pos = shift(self.pos);
+        self.filled = buf.len();
+        self.out_start = 0;
+        buf.resize(self.filled + READ_CHUNK, 0);
+        self.buf = buf;
+    }
+
     /// Make room for a read. Called only when nothing is waiting to be handed on and
     /// everything buffered has been looked at, so only a held head needs keeping.
     fn prepare_read(&mut self) {
@@ -1321,6 +1356,65 @@ impl<S> StrictH1<S> {
     }
 }
 
+impl<S> StrictH1<S> {
+    /// Between two requests with nothing buffered and nothing of the next request seen:
+    /// the state in which the listener may drop its HTTP/1 connection state and wait for
+    /// the client with no buffers at all (see `listener::serve_http1`).
+    pub fn is_between_requests(&self) -> bool {
+        let core = &self.core;
+        core.phase == Phase::Active
+            && core.parser.between_messages()
+            && core.pos >= core.filled
+            && core.out_start >= core.out_end
+    }
+
+    /// Whether the client has closed its side (the end of stream was seen).
+    pub fn at_eof(&self) -> bool {
+        self.core.phase == Phase::Eof
+    }
+
+    /// Hand back bytes the HTTP/1 connection read but did not consume (`Parts::read_buf`),
+    /// so the next connection over this stream reads them first.
+    pub fn requeue(&mut self, handed_on: &[u8]) {
+        self.core.requeue(handed_on);
+    }
+}
+
+impl<S: AsyncRead> StrictH1<S> {
+    /// Resolves when the client has sent something (kept for the next read) or closed
+    /// (`at_eof`). An idle connection waits here holding only a stack buffer.
+    pub fn poll_wait_for_input(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let core = this.core;
+        if core.phase != Phase::Active || core.filled > core.pos || core.out_start < core.out_end {
+            return Poll::Ready(Ok(()));
+        }
+        if !core.buf.is_empty() {
+            // A buffer already exists (a head in progress): read into it as usual.
+            core.prepare_read();
+        }
+        if core.buf.is_empty() {
+            let mut probe = [0u8; PROBE];
+            let mut rb = ReadBuf::new(&mut probe);
+            ready!(this.inner.poll_read(cx, &mut rb))?;
+            core.keep_probe(rb.filled());
+            return Poll::Ready(Ok(()));
+        }
+        let filled = core.filled;
+        let Some(space) = core.buf.get_mut(filled..) else {
+            return Poll::Ready(Err(io::Error::other("framing buffer invariant broken")));
+        };
+        let mut rb = ReadBuf::new(space);
+        ready!(this.inner.poll_read(cx, &mut rb))?;
+        let n = rb.filled().len();
+        if n == 0 {
+            core.phase = Phase::Eof;
+        }
+        core.filled += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl<S: AsyncRead> AsyncRead for StrictH1<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -1371,16 +1465,7 @@ impl<S: AsyncRead> AsyncRead for StrictH1<S> {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Ready(Ok(())) => {
-                        let got = rb.filled();
-                        if got.is_empty() {
-                            core.phase = Phase::Eof;
-                            continue;
-                        }
-                        core.buf = vec![0; READ_CHUNK.max(got.len())];
-                        if let Some(dst) = core.buf.get_mut(..got.len()) {
-                            dst.copy_from_slice(got);
-                        }
-                        core.filled = got.len();
+                        core.keep_probe(rb.filled());
                         continue;
                     }
                 }

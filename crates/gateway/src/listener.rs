@@ -127,9 +127,12 @@ pub async fn serve(
             }
             state.gw.metrics.connection_opened();
             let idle = state.gw.snapshot().config.limits.idle_timeout;
-            let first_byte = tokio::time::timeout(idle, stream.readable()).await;
+            // `peek`, not `readable`: a freshly accepted socket can report read readiness
+            // with nothing to read, which built the whole HTTP state for clients that had
+            // sent nothing (bench/idle_conns.sh, connect mode).
+            let first_byte = tokio::time::timeout(idle, stream.peek(&mut [0u8; 1])).await;
             let served = match first_byte {
-                Ok(Ok(())) => Box::pin(serve_connection(stream, peer, &state, shutdown)).await,
+                Ok(Ok(_)) => Box::pin(serve_connection(stream, peer, &state, shutdown)).await,
                 _ => Ok(()),
             };
             if let Err(e) = served {
@@ -184,14 +187,16 @@ async fn serve_connection(
     match &state.tls {
         None => {
             let io = StrictH1::new(counted, framing_limits, framing);
-            serve_http1(io, Arc::new(info), state, &limits, shutdown).await
+            Box::pin(serve_http1(io, Arc::new(info), state, &limits, shutdown)).await
         }
         Some(acceptor) => {
-            let tls = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(counted))
-                .await
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
-                })??;
+            // Boxed, like the protocol branches below: a future is as large as its largest
+            // await, and this one lives as long as the connection.
+            let handshake =
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(counted));
+            let tls = Box::pin(handshake).await.map_err(|_| {
+                io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+            })??;
             let (_, session) = tls.get_ref();
             info.tls = Some(TlsInfo {
                 version: session
@@ -208,10 +213,10 @@ async fn serve_connection(
                 .and_then(crate::tls::client_principal);
             let h2 = session.alpn_protocol() == Some(b"h2");
             if h2 {
-                serve_http2(tls, Arc::new(info), state, &limits, shutdown).await
+                Box::pin(serve_http2(tls, Arc::new(info), state, &limits, shutdown)).await
             } else {
                 let io = StrictH1::new(tls, framing_limits, framing);
-                serve_http1(io, Arc::new(info), state, &limits, shutdown).await
+                Box::pin(serve_http1(io, Arc::new(info), state, &limits, shutdown)).await
             }
         }
     }
@@ -225,12 +230,18 @@ fn tls_version_name(v: rustls::ProtocolVersion) -> &'static str {
     }
 }
 
+/// Serve HTTP/1 on a connection. A keep-alive connection that stays idle for
+/// [`PARK_AFTER`] is *parked*: hyper's connection (its 8 KiB read and write buffers and the
+/// in-flight slot) is dropped at a point where it owes nothing, the stream waits for the
+/// client's next bytes holding no buffer, and a fresh hyper connection serves them. Busy
+/// connections never park, so this costs nothing per request; ten thousand idle clients
+/// cost their sockets and small tasks instead of ~30 KiB each (bench/idle_conns.sh).
 async fn serve_http1<S>(
-    io: S,
+    mut io: StrictH1<S>,
     info: Arc<ConnInfo>,
     state: &ListenerState,
     limits: &crate::config::Limits,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -248,13 +259,65 @@ where
         .keep_alive(true)
         .half_close(false)
         .max_buf_size(limits.max_header_bytes.max(8192) * 2);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    drive(
-        conn,
-        watchdog(info.activity.clone(), limits.clone(), false),
-        shutdown,
-    )
-    .await
+    loop {
+        let conn = builder.serve_connection(TokioIo::new(io), service.clone());
+        let watchdog = watchdog(info.activity.clone(), limits.clone(), false);
+        let Some(parts) = Box::pin(drive_http1(conn, watchdog, &mut shutdown)).await? else {
+            return Ok(());
+        };
+        io = parts.io.into_inner();
+        io.requeue(&parts.read_buf);
+        // `read_buf` shares hyper's whole read buffer: let it go before waiting.
+        drop(parts.read_buf);
+        if !io.is_between_requests() {
+            // Not idle after all (a race with the client): let this connection go rather
+            // than risk a request hyper had started on.
+            return Ok(());
+        }
+        state.gw.metrics.connection_parked();
+        let more = Box::pin(wait_for_next_request(
+            &mut io,
+            &info.activity,
+            limits,
+            &mut shutdown,
+        ))
+        .await;
+        state.gw.metrics.connection_unparked();
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+/// How long an HTTP/1 keep-alive connection stays idle before it is parked (see
+/// [`serve_http1`]). Long enough that a client sending request after request never pays
+/// for a new hyper connection; short next to any idle timeout.
+const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// Wait, with no buffers, until a parked connection's client sends its next request: true
+/// when it has (the bytes are kept in `io`); false when it closed, stayed silent for the
+/// idle timeout, or the gateway is shutting down.
+async fn wait_for_next_request<S: AsyncRead + Unpin>(
+    io: &mut StrictH1<S>,
+    activity: &ConnActivity,
+    limits: &crate::config::Limits,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    let idle_ms = u64::try_from(limits.idle_timeout.as_millis()).unwrap_or(u64::MAX);
+    let since = activity
+        .now_ms()
+        .saturating_sub(activity.last_done_ms.load(Ordering::Acquire));
+    let left = Duration::from_millis(idle_ms.saturating_sub(since));
+    tokio::select! {
+        r = std::future::poll_fn(|cx| Pin::new(&mut *io).poll_wait_for_input(cx)) => {
+            r.is_ok() && !io.at_eof()
+        }
+        _ = tokio::time::sleep(left) => false,
+        _ = shutdown.changed() => false,
+    }
 }
 
 async fn serve_http2<S>(
@@ -292,11 +355,70 @@ where
     .await
 }
 
+/// Run an HTTP/1 connection like [`drive`], and also end it when the watchdog says it has
+/// been idle long enough to park: then hyper is told to stop at its idle point and the
+/// stream comes back (`Some`) for [`serve_http1`] to wait on. `None`: the connection is over.
+async fn drive_http1<S, Svc, B>(
+    mut conn: hyper::server::conn::http1::Connection<TokioIo<StrictH1<S>>, Svc>,
+    watchdog: impl std::future::Future<Output = Idle>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<Http1Parts<S, Svc>>, Box<dyn std::error::Error + Send + Sync>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    Svc: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Unpin,
+    Svc::Future: Unpin,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    enum Outcome {
+        Finished,
+        Idle(Idle),
+        ShuttingDown,
+    }
+    let mut watchdog = std::pin::pin!(watchdog);
+    let outcome = tokio::select! {
+        r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => { r?; Outcome::Finished }
+        idle = &mut watchdog => Outcome::Idle(idle),
+        _ = shutdown.changed() => Outcome::ShuttingDown,
+    };
+    match outcome {
+        Outcome::Idle(Idle::Close) => return Ok(None),
+        Outcome::Idle(Idle::Park) => {
+            // hyper closes an idle connection at once on a graceful shutdown; one that
+            // turned busy meanwhile finishes its response first (bounded like any response).
+            Pin::new(&mut conn).graceful_shutdown();
+            let done = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx));
+            return match tokio::time::timeout(PARK_AFTER * 5, done).await {
+                Ok(r) => {
+                    r?;
+                    Ok(Some(conn.into_parts()))
+                }
+                Err(_) => Ok(None),
+            };
+        }
+        Outcome::ShuttingDown => {
+            Pin::new(&mut conn).graceful_shutdown();
+            tokio::select! {
+                r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r?,
+                _ = &mut watchdog => return Ok(None),
+            }
+        }
+        Outcome::Finished => {}
+    }
+    // The connection is over: close our side as hyper would have.
+    let mut io = conn.into_parts().io.into_inner();
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+    Ok(None)
+}
+
+type Http1Parts<S, Svc> = hyper::server::conn::http1::Parts<TokioIo<StrictH1<S>>, Svc>;
+
 /// Run a connection until it ends, the watchdog fires (timeouts: the connection is dropped),
 /// or shutdown begins — then let in-flight requests finish.
 async fn drive<C>(
     conn: C,
-    watchdog: impl std::future::Future<Output = ()>,
+    watchdog: impl std::future::Future<Output = Idle>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
@@ -317,11 +439,21 @@ where
     }
 }
 
+/// What the watchdog decided about a connection with no request in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idle {
+    /// Close it: a head too slow to arrive, or idle past the idle timeout.
+    Close,
+    /// Idle for [`PARK_AFTER`] between HTTP/1 requests: drop the HTTP state, keep the socket.
+    Park,
+}
+
 /// Resolves when the connection should be closed: no request in flight and either a request
 /// head has been arriving for longer than the header timeout (slowloris), or nothing at all
 /// has arrived for the idle timeout. For HTTP/2 only the idle rule applies: its control
-/// frames are not request heads.
-async fn watchdog(activity: Arc<ConnActivity>, limits: crate::config::Limits, h2: bool) {
+/// frames are not request heads. An HTTP/1 connection idle for [`PARK_AFTER`] (and not yet
+/// for the idle timeout) resolves earlier, with [`Idle::Park`].
+async fn watchdog(activity: Arc<ConnActivity>, limits: crate::config::Limits, h2: bool) -> Idle {
     let header_ms = u64::try_from(limits.header_read_timeout.as_millis()).unwrap_or(u64::MAX);
     let idle_ms = u64::try_from(limits.idle_timeout.as_millis()).unwrap_or(u64::MAX);
     let tick = Duration::from_millis((header_ms.min(idle_ms) / 4).clamp(50, 1000));
@@ -351,10 +483,13 @@ async fn watchdog(activity: Arc<ConnActivity>, limits: crate::config::Limits, h2
         };
         if !h2 && partial && head_ms >= header_ms {
             tracing::debug!("closing a connection whose request head did not arrive in time");
-            return;
+            return Idle::Close;
         }
         if (h2 || !partial) && since >= idle_ms {
-            return;
+            return Idle::Close;
+        }
+        if !h2 && !partial && u128::from(since) >= PARK_AFTER.as_millis() {
+            return Idle::Park;
         }
     }
 }

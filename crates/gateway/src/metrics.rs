@@ -23,6 +23,7 @@ pub struct Metrics {
     events_emitted: Gauge<u64, AtomicU64>,
     connections: Gauge,
     connections_refused: Counter,
+    parked_connections: Gauge,
     protection: Family<Labels, Counter>,
     detection_alerts: Family<Labels, Counter>,
     detection_dropped: Counter,
@@ -91,6 +92,12 @@ impl Metrics {
             "Connections closed at accept because the connection limit was reached",
             connections_refused.clone(),
         );
+        let parked_connections = Gauge::default();
+        registry.register(
+            "parked_connections",
+            "Idle HTTP/1 keep-alive connections waiting for their next request with their HTTP state released",
+            parked_connections.clone(),
+        );
         let protection = Family::<Labels, Counter>::default();
         registry.register(
             "protection_actions",
@@ -122,6 +129,7 @@ impl Metrics {
             events_emitted,
             connections,
             connections_refused,
+            parked_connections,
         }
     }
 
@@ -194,6 +202,14 @@ impl Metrics {
 
     pub fn connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    pub fn connection_parked(&self) {
+        self.parked_connections.inc();
+    }
+
+    pub fn connection_unparked(&self) {
+        self.parked_connections.dec();
     }
 
     /// Text exposition; event counters are sampled from the emitter at scrape time.

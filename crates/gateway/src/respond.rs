@@ -25,6 +25,10 @@ pub fn filter_upstream(
     resp: Response<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     let (mut parts, body) = resp.into_parts();
+    // The client's connection is the gateway's, not the upstream's: an HTTP/1.0 upstream
+    // must not turn the answer to an HTTP/1.1 client into HTTP/1.0 (and close its
+    // keep-alive connection). hyper writes HTTP/2 responses regardless of this field.
+    parts.version = http::Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
     for name in &policy.strip_headers {
         parts.headers.remove(name);

@@ -75,3 +75,46 @@ async fn unknown_path_is_404_problem_with_request_id() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["action"], "Denied");
 }
+
+#[tokio::test]
+async fn http10_upstream_answer_reaches_an_http11_client_as_http11_on_a_kept_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An HTTP/1.0 upstream (like Python's http.server) that answers and closes.
+    let old = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let old_addr = old.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = old.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let up = Upstream::start().await;
+    let yaml = BASIC.replace("{upstream}", &format!("http://{old_addr}"));
+    let mut gw = TestGateway::start(&yaml, &up).await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr(0)).await.unwrap();
+    for i in 0..2 {
+        s.write_all(format!("GET /old/{i} HTTP/1.1\r\nHost: a.test\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let r = read_one_response(&mut s, std::time::Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no answer to request {i} on the same connection"));
+        assert_eq!(r.status, 200);
+        assert!(r.text.starts_with("HTTP/1.1 200"), "{}", r.text);
+        assert_eq!(r.body, b"ok");
+    }
+    gw.stop().await;
+}

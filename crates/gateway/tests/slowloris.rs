@@ -383,3 +383,87 @@ async fn request_body_trickling_past_the_body_timeout_is_refused_and_not_deliver
     assert_eq!(slow[0]["unmapped"]["reason"], "body_timeout");
     assert!(slow[0]["http_request"]["length"].as_u64().unwrap() < 20);
 }
+
+/// The `parked_connections` gauge from the admin API.
+async fn parked(gw: &TestGateway) -> u64 {
+    let m = admin_request(gw.admin(), "GET", "/metrics", Some("idle-admin-token")).await;
+    m.text()
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_parked_connections "))
+        .unwrap_or_else(|| panic!("no parked_connections gauge in {}", m.text()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connection_is_parked_and_still_serves_its_next_requests() {
+    // An idle HTTP/1 keep-alive connection drops its HTTP state (hyper's buffers) after about
+    // a second and waits with no buffer; the client never notices: its next requests, sent
+    // whole, in pieces or pipelined, are answered on the same connection.
+    let up = Upstream::start().await;
+    let limits = "{ header_read_timeout: 2s, idle_timeout: 30s }\nadmin:\n  address: 127.0.0.1:0\n  token: idle-admin-token";
+    let mut gw = gateway(limits, &up).await;
+    let mut s = TcpStream::connect(gw.addr(0)).await.unwrap();
+    s.write_all(b"GET /one HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut s).await, 200);
+    assert_eq!(
+        parked(&gw).await,
+        0,
+        "a connection that just answered is not parked"
+    );
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(parked(&gw).await, 1, "idle for 2.5 s: parked");
+
+    // Two pipelined requests in one write, then one in two pieces.
+    s.write_all(
+        b"GET /two HTTP/1.1\r\nHost: a.test\r\n\r\nGET /three HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(read_response(&mut s).await, 200);
+    assert_eq!(read_response(&mut s).await, 200);
+    assert_eq!(parked(&gw).await, 0, "serving again");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(parked(&gw).await, 1);
+    s.write_all(b"POST /four HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhe")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.write_all(b"llo").await.unwrap();
+    assert_eq!(read_response(&mut s).await, 200);
+    assert_eq!(paths_seen(&up), vec!["/one", "/two", "/three", "/four"]);
+    assert_eq!(up.seen()[3].body, b"hello");
+
+    // A parked connection the client closes is let go.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(parked(&gw).await, 1);
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(parked(&gw).await, 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn parked_connection_is_still_closed_at_the_idle_timeout() {
+    let up = Upstream::start().await;
+    let limits = "{ header_read_timeout: 1s, idle_timeout: 3s }\nadmin:\n  address: 127.0.0.1:0\n  token: idle-admin-token";
+    let mut gw = gateway(limits, &up).await;
+    let mut s = TcpStream::connect(gw.addr(0)).await.unwrap();
+    s.write_all(b"GET /idle HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut s).await, 200);
+    let closed = closed_within(&mut s, Duration::from_secs(6))
+        .await
+        .expect("closed at the idle timeout even when parked");
+    assert!(
+        closed >= Duration::from_millis(2700) && closed <= Duration::from_millis(4500),
+        "closed after {closed:?}, idle timeout 3 s"
+    );
+    assert_eq!(parked(&gw).await, 0);
+    gw.stop().await;
+}
