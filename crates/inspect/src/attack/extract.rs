@@ -92,10 +92,15 @@ pub(crate) struct Collector<'a> {
 }
 
 impl<'a> Collector<'a> {
-    pub(crate) fn new(max_values: usize, max_bytes: usize) -> Self {
+    /// `body_len`: the request body's length, from which the number of values is guessed.
+    pub(crate) fn new(max_values: usize, max_bytes: usize, body_len: usize) -> Self {
+        // Typical API requests have tens of values; a JSON array of records has about one
+        // value per 16 bytes. Guessing from the body avoids regrowing (and copying) the
+        // vector a dozen times on large bodies; the cap bounds what a body of one long
+        // string reserves for nothing.
+        let expected_values = (body_len / 16).clamp(64, 8192).min(max_values);
         Self {
-            // Typical API requests have tens of values: start big enough to rarely regrow.
-            items: Vec::with_capacity(64),
+            items: Vec::with_capacity(expected_values),
             locations: String::with_capacity(1024),
             bytes: 0,
             max_values,
@@ -115,6 +120,11 @@ impl<'a> Collector<'a> {
         self.bytes += item.raw.len();
         self.items.push(item);
         true
+    }
+
+    /// The bytes of values collected so far.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The location text of `item`.
@@ -148,6 +158,23 @@ impl<'a> Collector<'a> {
             header: None,
         })
     }
+}
+
+/// Appends the decimal digits of `index` (every array element of a body gets one; the
+/// formatting machinery costs several times more).
+fn push_index(out: &mut String, index: usize) {
+    let mut digits = [0u8; 20];
+    let mut n = index;
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
 /// A location segment for a field name: the name itself when it is short and plain, else
@@ -250,8 +277,7 @@ fn json<'a>(collector: &mut Collector<'a>, value: &'a Value, pointer: &mut Strin
             for (i, item) in items.iter().enumerate() {
                 let len = pointer.len();
                 pointer.push('/');
-                // Writing to a `String` cannot fail.
-                let _ = write!(pointer, "{i}");
+                push_index(pointer, i);
                 json(collector, item, pointer, depth + 1);
                 pointer.truncate(len);
                 if collector.capped {
@@ -535,4 +561,20 @@ pub(crate) fn extract<'a>(
     }
     let location = collector.intern("/body");
     collector.value(location, Cow::Borrowed(text), target::BODY);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_index;
+
+    #[test]
+    fn push_index_writes_decimal_digits() {
+        let mut out = String::from("/items/");
+        for i in [0, 7, 10, 99, 12_345, usize::MAX] {
+            let len = out.len();
+            push_index(&mut out, i);
+            assert_eq!(&out[len..], i.to_string());
+            out.truncate(len);
+        }
+    }
 }

@@ -2,12 +2,16 @@
 //!
 //! Built once from [`AttackConfig`], the detector compiles every enabled rule into one
 //! `RegexSet` per normalised view (all families of that view together: one lazy-DFA scan
-//! instead of one per family measured about six times cheaper), plus literal triggers per
-//! family (a byte table and an Aho-Corasick automaton). For each request it extracts all
-//! user-controlled values (`extract`), normalises each one (`normalize`), looks up which
-//! families' triggers occur, and scans only the views those families use — first with the
-//! cheap yes/no `is_match`, then `matches` to name the rules. Three detectors need more than a regex and are code:
-//! SSRF (host parsing, `ssrf`), session ids in parameters, and URLs passed to include-style
+//! instead of one per family measured about six times cheaper), one multi-line set of the
+//! rules of every view but the Log4j one, and literal triggers per family (a byte table and
+//! an Aho-Corasick automaton). For each request it extracts all user-controlled values
+//! (`extract`) and normalises each one (`normalize`). The views of all values are then
+//! joined one per line and scanned once with the multi-line set: most requests are proven
+//! clean by that single scan. Only when it matches are values re-checked singly, and a value
+//! that matches takes the per-value path: look up which families' triggers occur, and scan
+//! only the views those families use — first with the cheap yes/no `is_match`, then
+//! `matches` to name the rules. Three detectors need more than a regex and are code: SSRF
+//! (host parsing, `ssrf`), session ids in parameters, and URLs passed to include-style
 //! parameters.
 
 mod extract;
@@ -124,8 +128,13 @@ pub struct AttackDetector {
     prefilter: AhoCorasick,
     /// Family bit mask for each prefilter pattern.
     trigger_families: Vec<u32>,
-    /// Family bit mask for each single-byte trigger.
-    byte_triggers: [u32; 256],
+    /// For each byte value: the families it triggers alone (low 16 bits) and its
+    /// `normalize::class` bits (high 16 bits), so one table lookup per byte answers both.
+    byte_bits: [u32; 256],
+    /// Every rule of the text, code, command and path views in one multi-line set: one
+    /// scan of all values' views, joined one per line, proves most requests clean (see
+    /// `inspect`).
+    joined_set: RegexSet,
     enabled_families: u32,
     code_enabled: [bool; 3],
     views: ViewBuilder,
@@ -183,6 +192,7 @@ impl AttackDetector {
 
         let mut view_sets = Vec::new();
         let mut enabled_families = 0u32;
+        let mut joined_patterns = Vec::new();
         for view in [View::Text, View::Code, View::Cmd, View::Lookup, View::Path] {
             let members: Vec<usize> = (0..rules.len())
                 .filter(|&i| rules[i].view == view)
@@ -193,6 +203,9 @@ impl AttackDetector {
             for &i in &members {
                 // Compile each alone first so an error names the rule.
                 compile(rules[i].id, &rules[i].pattern)?;
+                if view != View::Lookup {
+                    joined_patterns.push(crate::pattern::ascii_escapes(&rules[i].pattern));
+                }
             }
             let set = RegexSetBuilder::new(
                 members
@@ -221,6 +234,10 @@ impl AttackDetector {
         let mut trigger_patterns: Vec<&'static str> = Vec::new();
         let mut trigger_families = Vec::new();
         let mut byte_triggers = [0u32; 256];
+        const _: () = assert!(
+            Family::ALL.len() <= 16,
+            "family bits share a u32 with classes"
+        );
         for family in Family::ALL {
             if enabled_families & family.bit() == 0 {
                 continue;
@@ -228,6 +245,8 @@ impl AttackDetector {
             for t in rules::family_triggers(family) {
                 if let [b] = t.as_bytes() {
                     byte_triggers[usize::from(*b)] |= family.bit();
+                    // The table is also read on raw values that are lower-cased later.
+                    byte_triggers[usize::from(b.to_ascii_uppercase())] |= family.bit();
                 } else if let Some(pos) = trigger_patterns.iter().position(|p| p == t) {
                     trigger_families[pos] |= family.bit();
                 } else {
@@ -246,12 +265,27 @@ impl AttackDetector {
             .kind(Some(AhoCorasickKind::DFA))
             .build(&trigger_patterns)?;
 
+        let byte_bits =
+            std::array::from_fn(|b| byte_triggers[b] | u32::from(normalize::BYTE_CLASS[b]) << 16);
+        // Multi-line: `^` and `$` also match at the line breaks between the joined values
+        // (which contain none themselves, so a value alone matches exactly as before).
+        let joined_set = RegexSetBuilder::new(joined_patterns)
+            .multi_line(true)
+            .size_limit(64 * 1024 * 1024)
+            .dfa_size_limit(16 * 1024 * 1024)
+            .build()
+            .map_err(|source| InspectError::Pattern {
+                id: "joined_set".to_owned(),
+                source,
+            })?;
+
         Ok(Self {
             rules,
             view_sets,
             prefilter,
             trigger_families,
-            byte_triggers,
+            byte_bits,
+            joined_set,
             enabled_families,
             code_enabled,
             views: ViewBuilder::new()?,
@@ -291,28 +325,108 @@ impl AttackDetector {
                 json = parsed.as_ref();
             }
         }
-        let mut collector = Collector::new(self.max_values, self.max_bytes);
+        let body_len = req.body.map_or(0, <[u8]>::len);
+        let mut collector = Collector::new(self.max_values, self.max_bytes, body_len);
         extract::extract(req, json, &self.xml_values, &mut collector);
         let offsite_referer = offsite_referer(req.headers);
 
-        let mut findings = Vec::new();
-        let mut seen: HashSet<(&'static str, &str)> = HashSet::new();
+        // Values are not scanned one by one: the distinct views of every value (text, code,
+        // command, path; for most values all four are the text itself) are joined, one per
+        // line, and one multi-line scan of every rule of those views proves them all clean
+        // at once. A short value costs a scan's set-up more than its bytes, and requests
+        // carry many short values (keys, ids, dates). The joined scan is a superset test
+        // (any rule against any view), so only when it matches are the values re-checked
+        // singly, and those that match take the per-view scans, which decide exactly as
+        // before. Values with a line break or a Log4j lookup are scanned singly.
+        let mut joined = String::with_capacity(collector.bytes() + collector.items.len());
+        let mut joined_items: Vec<JoinedItem> = Vec::with_capacity(collector.items.len());
+        // (item index, pass, finding): sorted back into per-value order before the
+        // (detector, location) dedup, so the result does not depend on which values took
+        // the joined scan.
+        let mut raw_findings: Vec<(usize, u8, Finding)> = Vec::new();
         let mut scratch = String::new();
-        for item in &collector.items {
-            self.inspect_item(item, offsite_referer, &mut scratch, &mut |rule: Finding| {
-                let location = collector.location(item);
-                if seen.insert((rule.id, location)) {
-                    findings.push(AttackFinding {
-                        id: rule.id,
-                        family: rule.family,
-                        severity: rule.severity,
-                        score: rule.severity.score(),
-                        cwe: rule.cwe,
-                        attack_technique: rule.technique,
-                        location: location.to_owned(),
+        for (index, item) in collector.items.iter().enumerate() {
+            let (text, bits) = self.text_view(item, &mut scratch);
+            let class = (bits >> 16) as u16;
+            let families = bits & FAMILY_BITS;
+            let joinable = class & normalize::class::VIEW_BYTE == 0
+                || !(text.contains('\n') || text.contains("${"));
+            if joinable {
+                let start = joined.len();
+                joined.push_str(text);
+                let text_end = joined.len();
+                if !normalize::views_equal_text(text, class) {
+                    // Only the views that differ are built: each builder rescans the value.
+                    let changes = normalize::view_changes(text);
+                    let unchanged = || Cow::Borrowed(text);
+                    let code = if changes.code {
+                        self.views.code_view(text)
+                    } else {
+                        unchanged()
+                    };
+                    let cmd = if changes.cmd {
+                        self.views.cmd_view(text)
+                    } else {
+                        unchanged()
+                    };
+                    let path = if changes.path {
+                        self.views.path_view(text)
+                    } else {
+                        unchanged()
+                    };
+                    let views: [&str; 3] = [&code, &cmd, &path];
+                    for (i, view) in views.iter().enumerate() {
+                        if *view != text && !views[..i].contains(view) {
+                            joined.push('\n');
+                            joined.push_str(view);
+                        }
+                    }
+                }
+                joined_items.push(JoinedItem {
+                    index,
+                    text: start..text_end,
+                    lines: start..joined.len(),
+                    families,
+                });
+                joined.push('\n');
+            } else {
+                self.scan_views(item, text, families, &mut |f| {
+                    raw_findings.push((index, 0, f));
+                });
+            }
+            self.code_detectors(item, text, class, offsite_referer, &mut |f| {
+                raw_findings.push((index, 1, f));
+            });
+        }
+        if !joined_items.is_empty() && self.joined_set.is_match(&joined) {
+            for entry in &joined_items {
+                let lines = joined.get(entry.lines.clone()).unwrap_or("");
+                if self.joined_set.is_match(lines) {
+                    let text = joined.get(entry.text.clone()).unwrap_or("");
+                    let item = &collector.items[entry.index];
+                    self.scan_views(item, text, entry.families, &mut |f| {
+                        raw_findings.push((entry.index, 0, f));
                     });
                 }
-            });
+            }
+        }
+        raw_findings.sort_by_key(|(index, pass, _)| (*index, *pass));
+
+        let mut findings = Vec::new();
+        let mut seen: HashSet<(&'static str, &str)> = HashSet::new();
+        for (index, _, rule) in raw_findings {
+            let location = collector.location(&collector.items[index]);
+            if seen.insert((rule.id, location)) {
+                findings.push(AttackFinding {
+                    id: rule.id,
+                    family: rule.family,
+                    severity: rule.severity,
+                    score: rule.severity.score(),
+                    cwe: rule.cwe,
+                    attack_technique: rule.technique,
+                    location: location.to_owned(),
+                });
+            }
         }
         let mut scored: HashSet<&'static str> = HashSet::new();
         let score = findings
@@ -334,61 +448,31 @@ impl AttackDetector {
         }
     }
 
-    fn inspect_item(
+    /// The text view of a value and the `byte_bits` of that text.
+    fn text_view<'s>(&self, item: &'s Item<'_>, scratch: &'s mut String) -> (&'s str, u32) {
+        let raw_bits = self.byte_bits(&item.raw);
+        let raw_class = (raw_bits >> 16) as u16;
+        let text =
+            normalize::text_view_classified(&item.raw, raw_class, item.plus_as_space, scratch);
+        // Decoding and Unicode normalisation can produce any byte; lower-casing only changes
+        // letters, whose bits the table already folds together.
+        if normalize::text_keeps_non_letters(raw_class, item.plus_as_space) {
+            (text, raw_bits)
+        } else {
+            (text, self.byte_bits(text))
+        }
+    }
+
+    /// The detectors written as code rather than as rules (`class`: the text's
+    /// `normalize::class` bits).
+    fn code_detectors(
         &self,
         item: &Item<'_>,
+        text: &str,
+        class: u16,
         offsite_referer: bool,
-        scratch: &mut String,
         emit: &mut dyn FnMut(Finding),
     ) {
-        let text = normalize::text_view(&item.raw, item.plus_as_space, scratch);
-
-        let mut mask = 0u32;
-        for &b in text.as_bytes() {
-            mask |= self.byte_triggers[usize::from(b)];
-        }
-        if text.starts_with('.') {
-            mask |= Family::PathTraversal.bit();
-        }
-        if mask != self.enabled_families {
-            for m in self.prefilter.find_iter(text) {
-                mask |= self.trigger_families[m.pattern().as_usize()];
-                if mask == self.enabled_families {
-                    break;
-                }
-            }
-        }
-        if mask != 0 {
-            for view_set in &self.view_sets {
-                if mask & view_set.families == 0 {
-                    continue;
-                }
-                let haystack: Cow<'_, str> = match view_set.view {
-                    View::Text => Cow::Borrowed(text),
-                    View::Code => self.views.code_view(text),
-                    View::Cmd => self.views.cmd_view(text),
-                    View::Path => self.views.path_view(text),
-                    View::Lookup => {
-                        if !text.contains("${") {
-                            continue;
-                        }
-                        Cow::Owned(self.resolve_lookups(text))
-                    }
-                };
-                let haystack: &str = &haystack;
-                // Most triggered values are still clean: the cheaper yes/no scan first.
-                if !view_set.set.is_match(haystack) {
-                    continue;
-                }
-                for m in view_set.set.matches(haystack).iter() {
-                    let rule = &self.rules[view_set.rule_index[m]];
-                    if rule.targets & item.target != 0 {
-                        emit(Finding::from_rule(rule));
-                    }
-                }
-            }
-        }
-
         // SSRF: values that reference an internal destination. Referer and Origin point at
         // the page the user came from, which may legitimately be an internal host.
         let ssrf_target =
@@ -396,7 +480,7 @@ impl AttackDetector {
                 && !matches!(item.header, Some("referer" | "origin"));
         if self.code_enabled[0]
             && ssrf_target
-            && (text.contains('/') || text.contains(':'))
+            && class & normalize::class::URL != 0
             && ssrf::internal_target(text).is_some()
         {
             emit(Finding::from_code(&SSRF_INTERNAL));
@@ -421,6 +505,68 @@ impl AttackDetector {
         {
             emit(Finding::from_code(&RFI_INCLUDE_PARAM));
         }
+    }
+
+    /// The per-view scans of one value: the trigger search decides which views' sets run
+    /// (`single_byte_families`: the families its bytes trigger alone).
+    fn scan_views(
+        &self,
+        item: &Item<'_>,
+        text: &str,
+        single_byte_families: u32,
+        emit: &mut dyn FnMut(Finding),
+    ) {
+        let mut mask = single_byte_families;
+        if text.starts_with('.') {
+            mask |= Family::PathTraversal.bit();
+        }
+        if mask != self.enabled_families {
+            for m in self.prefilter.find_iter(text) {
+                mask |= self.trigger_families[m.pattern().as_usize()];
+                if mask == self.enabled_families {
+                    break;
+                }
+            }
+        }
+        if mask == 0 {
+            return;
+        }
+        for view_set in &self.view_sets {
+            if mask & view_set.families == 0 {
+                continue;
+            }
+            let haystack: Cow<'_, str> = match view_set.view {
+                View::Text => Cow::Borrowed(text),
+                View::Code => self.views.code_view(text),
+                View::Cmd => self.views.cmd_view(text),
+                View::Path => self.views.path_view(text),
+                View::Lookup => {
+                    if !text.contains("${") {
+                        continue;
+                    }
+                    Cow::Owned(self.resolve_lookups(text))
+                }
+            };
+            let haystack: &str = &haystack;
+            // Most triggered values are still clean: the cheaper yes/no scan first.
+            if !view_set.set.is_match(haystack) {
+                continue;
+            }
+            for m in view_set.set.matches(haystack).iter() {
+                let rule = &self.rules[view_set.rule_index[m]];
+                if rule.targets & item.target != 0 {
+                    emit(Finding::from_rule(rule));
+                }
+            }
+        }
+    }
+
+    /// The union of the `byte_bits` of every byte of `text`.
+    fn byte_bits(&self, text: &str) -> u32 {
+        // One table lookup per byte instead of a chain of comparisons: this loop sees every
+        // byte of every value.
+        text.bytes()
+            .fold(0, |acc, b| acc | self.byte_bits[usize::from(b)])
     }
 
     /// Resolves Log4j lookups that only produce characters (`${lower:J}`, `${::-j}`,
@@ -450,14 +596,21 @@ impl AttackDetector {
 }
 
 /// A cheap necessary condition for the session-name regexes: every name either of them
-/// accepts contains one of these, so most parameter names skip both scans.
+/// accepts contains one of these, so most parameter names skip both scans. One byte scan
+/// rather than four substring searches: it runs on every parameter and JSON key name.
 fn may_be_session_name(name: &str) -> bool {
-    name.contains("sess")
-        || name.contains("sid")
-        || name.starts_with("cf")
-        || name.contains("token")
+    let bytes = name.as_bytes();
+    name.starts_with("cf")
         || name == "cakephp"
         || name == "symfony"
+        || bytes.iter().enumerate().any(|(i, &b)| {
+            let rest = &bytes[i..];
+            match b {
+                b's' => rest.starts_with(b"sess") || rest.starts_with(b"sid"),
+                b't' => rest.starts_with(b"token"),
+                _ => false,
+            }
+        })
 }
 
 /// Whether the Referer points at a different host than the request (a session id set
@@ -480,6 +633,21 @@ fn offsite_referer(headers: &http::HeaderMap) -> bool {
         .next()
         .unwrap_or("");
     !referer_host.eq_ignore_ascii_case(host)
+}
+
+/// The low 16 bits of `byte_bits`: families.
+const FAMILY_BITS: u32 = 0xffff;
+
+/// A value waiting for the joined scan.
+struct JoinedItem {
+    /// Index into the collector's items.
+    index: usize,
+    /// The value's text view, as a range of the joined views.
+    text: std::ops::Range<usize>,
+    /// All its distinct views, one per line, as a range of the joined views.
+    lines: std::ops::Range<usize>,
+    /// The families its bytes trigger alone.
+    families: u32,
 }
 
 /// The classification of a detector that fired, independent of where.

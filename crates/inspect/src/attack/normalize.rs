@@ -242,25 +242,45 @@ pub(crate) fn js_unescape(input: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// [`BYTE_CLASS`] bit: a byte that starts an encoding (`%`, `&`, `\\`) or NUL.
-const DECODE: u8 = 1;
-/// [`BYTE_CLASS`] bit: `+`, a space in forms.
-const PLUS: u8 = 2;
-/// [`BYTE_CLASS`] bit: an ASCII upper-case letter.
-const UPPER: u8 = 4;
-/// [`BYTE_CLASS`] bit: a byte of a non-ASCII character.
-const NON_ASCII: u8 = 8;
+/// Byte-class bits (see [`BYTE_CLASS`]): what a byte's presence in a value tells the
+/// detector before any decoding or matching is done.
+pub(crate) mod class {
+    /// A byte that starts an encoding (`%`, `&`, `\\`) or NUL: the text view must decode.
+    pub const DECODE: u16 = 1;
+    /// `+`, a space in forms.
+    pub const PLUS: u16 = 2;
+    /// An ASCII upper-case letter.
+    pub const UPPER: u16 = 4;
+    /// A byte of a non-ASCII character.
+    pub const NON_ASCII: u16 = 8;
+    /// A byte that makes the code, command or path view differ from the text view by
+    /// itself: comment and shell-quoting characters (`#`, `$`, `\\`, `'`, `"`, `^`) and
+    /// whitespace other than the space.
+    pub const VIEW_BYTE: u16 = 16;
+    /// A byte that changes a view only next to another one (`/*`, `*/`, `--`, two
+    /// spaces, `//`, `/./`): `/`, `*`, `-` and the space.
+    pub const VIEW_PAIR: u16 = 32;
+    /// `/` or `:`: without either a value cannot name a host (SSRF).
+    pub const URL: u16 = 64;
+}
 
-/// What each byte value means for the text view.
-const BYTE_CLASS: [u8; 256] = {
-    let mut table = [0u8; 256];
+/// The class bits of each byte value.
+pub(crate) const BYTE_CLASS: [u16; 256] = {
+    use class::*;
+    let mut table = [0u16; 256];
     let mut b = 0;
     while b < 256 {
-        table[b] = match b as u8 {
-            b'%' | b'&' | b'\\' | 0 => DECODE,
+        let byte = b as u8;
+        table[b] = match byte {
+            b'%' | b'&' | 0 => DECODE,
+            b'\\' => DECODE | VIEW_BYTE,
             b'+' => PLUS,
             b'A'..=b'Z' => UPPER,
             0x80.. => NON_ASCII,
+            b'#' | b'$' | b'\'' | b'"' | b'^' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => VIEW_BYTE,
+            b'*' | b'-' | b' ' => VIEW_PAIR,
+            b'/' => VIEW_PAIR | URL,
+            b':' => URL,
             _ => 0,
         };
         b += 1;
@@ -268,29 +288,50 @@ const BYTE_CLASS: [u8; 256] = {
     table
 };
 
+/// The union of the class bits of every byte of `text` (the detector folds this into its
+/// own per-byte table).
+#[cfg(test)]
+pub(crate) fn byte_classes(text: &str) -> u16 {
+    text.bytes()
+        .fold(0, |acc, b| acc | BYTE_CLASS[usize::from(b)])
+}
+
+/// Whether the text view of a value whose raw bytes have the classes `raw_class` has the
+/// same non-letter bytes as the raw value (only ASCII letters may be lower-cased), so that
+/// class and trigger bits computed on the raw bytes hold for the text view too.
+pub(crate) fn text_keeps_non_letters(raw_class: u16, plus_as_space: bool) -> bool {
+    raw_class & (class::DECODE | class::NON_ASCII) == 0
+        && !(plus_as_space && raw_class & class::PLUS != 0)
+}
+
 /// The fully decoded, lower-cased text view of a raw value. The result is `raw` itself
 /// when nothing changes (most API values: ids, dates, lower-case words), else written into
 /// `scratch`, a buffer reused across the values of a request so that lower-casing a
 /// capitalised name does not allocate.
+#[cfg(test)]
 pub(crate) fn text_view<'s>(raw: &'s str, plus_as_space: bool, scratch: &'s mut String) -> &'s str {
-    // One table lookup per byte instead of a chain of comparisons: this loop sees every
-    // byte of every value.
-    let mut class = 0u8;
-    for &b in raw.as_bytes() {
-        class |= BYTE_CLASS[usize::from(b)];
-    }
-    let decode = class & DECODE != 0 || (plus_as_space && class & PLUS != 0);
-    let (upper, non_ascii) = (class & UPPER != 0, class & NON_ASCII != 0);
+    text_view_classified(raw, byte_classes(raw), plus_as_space, scratch)
+}
+
+/// [`text_view`] for a caller that already has the raw value's [`byte_classes`] (the
+/// detector computes them in the same pass as its single-byte triggers).
+pub(crate) fn text_view_classified<'s>(
+    raw: &'s str,
+    raw_class: u16,
+    plus_as_space: bool,
+    scratch: &'s mut String,
+) -> &'s str {
     scratch.clear();
-    if !decode {
-        if !non_ascii {
-            if !upper {
-                return raw;
-            }
-            scratch.push_str(raw);
-            scratch.make_ascii_lowercase();
-            return scratch;
+    if text_keeps_non_letters(raw_class, plus_as_space) {
+        if raw_class & class::UPPER == 0 {
+            return raw;
         }
+        scratch.push_str(raw);
+        scratch.make_ascii_lowercase();
+        return scratch;
+    }
+    let decode = raw_class & class::DECODE != 0 || (plus_as_space && raw_class & class::PLUS != 0);
+    if !decode {
         // Without `%`, `&`, `\\` or NUL the decode passes change nothing; names like
         // "Siobhán" are already NFKC, which the quick check answers without allocating.
         if is_nfkc_quick(raw.chars()) == IsNormalized::Yes {
@@ -318,6 +359,68 @@ pub(crate) fn text_view<'s>(raw: &'s str, plus_as_space: bool, scratch: &'s mut 
     }
     scratch.push_str(&current.to_lowercase());
     scratch
+}
+
+/// Whether the code, command and path views of `text` (whose [`byte_classes`] are
+/// `text_class`) are all `text` itself: no comment, shell-quoting or path-folding syntax
+/// and no whitespace to collapse. Checked against the view builders by the tests, since a
+/// wrong `true` would scan the wrong form of the value.
+pub(crate) fn views_equal_text(text: &str, text_class: u16) -> bool {
+    if text_class & class::VIEW_BYTE != 0 {
+        return false;
+    }
+    if text_class & class::VIEW_PAIR == 0 {
+        return true;
+    }
+    let bytes = text.as_bytes();
+    !bytes.windows(2).enumerate().any(|(i, w)| match w {
+        [b'/', b'*'] | [b'*', b'/'] | [b'-', b'-'] | [b' ', b' '] | [b'/', b'/'] => true,
+        [b'/', b'.'] => bytes.get(i + 2) == Some(&b'/'),
+        _ => false,
+    })
+}
+
+/// Which of the code, command and path views of a value differ from its text view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ViewChanges {
+    pub code: bool,
+    pub cmd: bool,
+    pub path: bool,
+}
+
+/// [`ViewChanges`] in one byte pass, with exactly the conditions under which
+/// [`ViewBuilder::code_view`], [`ViewBuilder::cmd_view`] and [`ViewBuilder::path_view`] do
+/// not return `text` itself, so that the detector builds only the views that differ (each
+/// builder alone rescans the value several times).
+pub(crate) fn view_changes(text: &str) -> ViewChanges {
+    let (mut comment, mut collapse, mut vertical, mut shell, mut path) =
+        (false, false, false, false, false);
+    let (mut prev, mut prev2) = (0u8, 0u8);
+    for &b in text.as_bytes() {
+        match b {
+            b'#' => comment = true,
+            b'\n' | b'\t' | b'\r' => collapse = true,
+            0x0b | 0x0c => vertical = true,
+            b'$' | b'\'' | b'"' | b'^' => shell = true,
+            b'\\' => {
+                shell = true;
+                path = true;
+            }
+            b'*' if prev == b'/' => comment = true,
+            b'/' if prev == b'*' => comment = true,
+            b'-' if prev == b'-' => comment = true,
+            b' ' if prev == b' ' => collapse = true,
+            b'/' if prev == b'/' || (prev == b'.' && prev2 == b'/') => path = true,
+            _ => {}
+        }
+        prev2 = prev;
+        prev = b;
+    }
+    ViewChanges {
+        code: comment || collapse || vertical,
+        cmd: shell || collapse,
+        path,
+    }
 }
 
 /// Whether `b` is what the ASCII `\s` of the detectors matches.
@@ -441,19 +544,21 @@ impl ViewBuilder {
         if !changes {
             return Cow::Borrowed(text);
         }
-        let mut out = String::with_capacity(text.len());
-        for c in text.chars() {
-            let c = if c == '\\' { '/' } else { c };
-            if c == '/' && out.ends_with('/') {
+        // Bytes, not chars: only ASCII bytes are compared, dropped or replaced, so the
+        // result is still UTF-8, and a byte loop is several times cheaper.
+        let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+        for &b in bytes {
+            let b = if b == b'\\' { b'/' } else { b };
+            if b == b'/' && out.ends_with(b"/") {
                 continue;
             }
-            if c == '/' && out.ends_with("/.") {
+            if b == b'/' && out.ends_with(b"/.") {
                 out.pop();
                 continue;
             }
-            out.push(c);
+            out.push(b);
         }
-        Cow::Owned(out)
+        Cow::Owned(String::from_utf8(out).unwrap_or_default())
     }
 
     fn code_view_ws<'a>(&self, text: &'a str) -> Cow<'a, str> {
@@ -521,6 +626,96 @@ mod tests {
         );
         assert_eq!(views.cmd_view("it's  a ' b"), "its a b");
         assert_eq!(views.cmd_view("a'\x0b\x0cb"), "a b");
+    }
+
+    #[test]
+    fn views_equal_text_only_when_every_view_builder_returns_the_text() {
+        let views = ViewBuilder::new().unwrap();
+        let samples = [
+            "plain words",
+            "2024-03-15t10:20:30z",
+            "8f14e45f-ceea-467f-a0e4-000000000001",
+            "mozilla/5.0 (x11; linux x86_64; rv:125.0) gecko/20100101 firefox/125.0",
+            "user1@example.com",
+            "a-b-c d/e.f",
+            "union select 1",
+            "it's",
+            "say \"hi\"",
+            "a  b",
+            "a\tb",
+            "a\nb",
+            "x -- y",
+            "x /* y */",
+            "# heading",
+            "https://example.com/a",
+            "/etc/./passwd",
+            "..\\windows",
+            "${ifs}",
+            "a^b",
+            "a\x0bb",
+        ];
+        let mut equal = 0;
+        for text in samples {
+            if views_equal_text(text, byte_classes(text)) {
+                equal += 1;
+                assert!(
+                    matches!(views.code_view(text), Cow::Borrowed(v) if v == text),
+                    "{text:?}"
+                );
+                assert!(
+                    matches!(views.cmd_view(text), Cow::Borrowed(v) if v == text),
+                    "{text:?}"
+                );
+                assert!(
+                    matches!(views.path_view(text), Cow::Borrowed(v) if v == text),
+                    "{text:?}"
+                );
+            } else {
+                let differs = views.code_view(text) != text
+                    || views.cmd_view(text) != text
+                    || views.path_view(text) != text;
+                assert!(differs, "{text:?} was routed off the fast path for nothing");
+            }
+        }
+        assert_eq!(equal, 7);
+    }
+
+    #[test]
+    fn view_changes_match_the_view_builders() {
+        let views = ViewBuilder::new().unwrap();
+        for text in [
+            "plain",
+            "it's",
+            "a  b",
+            "a\tb",
+            "a\x0cb",
+            "x -- y",
+            "x /* y */",
+            "*/",
+            "# h",
+            "https://example.com/a",
+            "/etc/./passwd",
+            "/./",
+            "..\\windows",
+            "${ifs}",
+            "a^b",
+            "*//x",
+            "-/-",
+        ] {
+            let changes = view_changes(text);
+            let borrowed = |v: Cow<'_, str>| matches!(v, Cow::Borrowed(_));
+            assert_eq!(
+                !changes.code,
+                borrowed(views.code_view(text)),
+                "code {text:?}"
+            );
+            assert_eq!(!changes.cmd, borrowed(views.cmd_view(text)), "cmd {text:?}");
+            assert_eq!(
+                !changes.path,
+                borrowed(views.path_view(text)),
+                "path {text:?}"
+            );
+        }
     }
 
     #[test]

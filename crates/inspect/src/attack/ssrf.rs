@@ -129,6 +129,19 @@ fn classify_host(host: &str) -> Option<InternalTarget> {
     if host.is_empty() {
         return None;
     }
+    // Every internal name and name suffix below has a letter outside `a-f` and `x`, and
+    // every address form parsed below (decimal, octal, `0x` hex, IPv6, `+` signs Rust's
+    // integer parser accepts) has none: one byte pass sends a host down one branch only.
+    // Dates and ordinary host names then skip the address parsers.
+    let address_like = host
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b':' | b'x' | b'+'));
+    if address_like {
+        if host.contains(':') {
+            return host.parse::<Ipv6Addr>().ok().and_then(classify_v6);
+        }
+        return parse_ipv4_loose(host).and_then(classify_v4);
+    }
     if METADATA_NAMES.contains(&host) {
         return Some(InternalTarget::Metadata);
     }
@@ -141,7 +154,8 @@ fn classify_host(host: &str) -> Option<InternalTarget> {
         return Some(InternalTarget::Loopback);
     }
     if host.contains(':') {
-        return host.parse::<Ipv6Addr>().ok().and_then(classify_v6);
+        // Not an IPv6 address (it has other letters), and no name with a colon is internal.
+        return None;
     }
     // Wildcard DNS services that embed an IP (`127.0.0.1.nip.io`).
     for suffix in [".nip.io", ".sslip.io", ".xip.io"] {
@@ -153,7 +167,7 @@ fn classify_host(host: &str) -> Option<InternalTarget> {
             }
         }
     }
-    parse_ipv4_loose(host).and_then(classify_v4)
+    None
 }
 
 /// Parses IPv4 the way `inet_aton` does: 1–4 parts, each decimal, `0x` hex or `0` octal,
