@@ -1,6 +1,8 @@
 //! Prometheus metrics served on the admin listener's `/metrics`.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use portcullis_events::{Action, HttpActivity};
@@ -13,9 +15,18 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
 
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const ACTIONS: [&str; 2] = ["allowed", "denied"];
+
+/// The `requests` counter handles of one route, by status class and action, created on
+/// first use. Counting a request is then a map lookup by `&str` and an atomic add, instead
+/// of building an owned label vector (four allocations) and hashing it for the family.
+type RouteCounters = [OnceLock<Counter>; STATUS_CLASSES.len() * ACTIONS.len()];
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
+    request_counters: RwLock<HashMap<Box<str>, Box<RouteCounters>>>,
     latency: Histogram,
     upstream_errors: Family<Labels, Counter>,
     reloads: Family<Labels, Counter>,
@@ -122,6 +133,7 @@ impl Metrics {
             protection,
             registry,
             requests,
+            request_counters: RwLock::default(),
             latency,
             upstream_errors,
             reloads,
@@ -135,23 +147,61 @@ impl Metrics {
 
     pub fn observe_request(&self, ev: &HttpActivity, elapsed: Duration) {
         let class = match ev.status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            _ => 4,
         };
         let action = match ev.action {
-            Action::Allowed => "allowed",
-            Action::Denied => "denied",
+            Action::Allowed => 0,
+            Action::Denied => 1,
         };
-        self.requests
-            .get_or_create(&vec![
-                ("route", ev.route.clone().unwrap_or_default()),
-                ("status_class", class.to_string()),
-                ("action", action.to_string()),
-            ])
-            .inc();
+        let route = ev.route.as_deref().unwrap_or_default();
+        let slot = class * ACTIONS.len() + action;
+        let make = || {
+            self.requests
+                .get_or_create(&vec![
+                    ("route", route.to_string()),
+                    (
+                        "status_class",
+                        STATUS_CLASSES
+                            .get(class)
+                            .copied()
+                            .unwrap_or_default()
+                            .to_string(),
+                    ),
+                    (
+                        "action",
+                        ACTIONS.get(action).copied().unwrap_or_default().to_string(),
+                    ),
+                ])
+                .clone()
+        };
+        let counted = self
+            .request_counters
+            .read()
+            .ok()
+            .and_then(|m| {
+                m.get(route)
+                    .and_then(|c| c.get(slot))
+                    .map(|c| c.get_or_init(make).inc())
+            })
+            .is_some();
+        if !counted {
+            match self.request_counters.write() {
+                Ok(mut m) => {
+                    let counters = m.entry(route.into()).or_default();
+                    match counters.get(slot) {
+                        Some(c) => c.get_or_init(make).inc(),
+                        None => make().inc(),
+                    };
+                }
+                Err(_) => {
+                    make().inc();
+                }
+            }
+        }
         self.latency.observe(elapsed.as_secs_f64());
     }
 
