@@ -80,6 +80,8 @@ pub(crate) struct AnyOf {
     contains_cased: Option<AhoCorasick>,
     /// The case-insensitive substrings `contains` searches (kept for the engine's indexes).
     contains_literals: Vec<String>,
+    /// The case-sensitive substrings `contains_cased` searches (kept for [`AnyOf::needles`]).
+    contains_cased_literals: Vec<String>,
     /// The same substrings lowercased, searched case-sensitively in text the engine has
     /// lowercased once (keyword search): this lets the automaton use its SIMD prefilters,
     /// which ASCII case-insensitive search cannot.
@@ -195,6 +197,7 @@ impl AnyOf {
             contains: automaton(&contains, true)?,
             contains_cased: automaton(&contains_cased, false)?,
             contains_literals: contains,
+            contains_cased_literals: contains_cased,
             others,
             exact_ints,
             only_exact_ints,
@@ -217,6 +220,34 @@ impl AnyOf {
             .collect::<Option<Vec<_>>>()?;
         key.sort();
         Some(key)
+    }
+
+    /// Literals one of which occurs, ASCII-lowercased, in the ASCII-lowercased copy of every
+    /// string this test matches: each alternative's literal, wherever it must be (exact, prefix,
+    /// suffix or substring). The engine searches all the literals of a field at once per event
+    /// and skips rules none of whose literals occur. `None` when an alternative has no literal
+    /// (`*`, an inner wildcard, an empty value).
+    pub(crate) fn needles(&self) -> Option<Vec<String>> {
+        let mut out: Vec<String> = self
+            .contains_literals
+            .iter()
+            .chain(&self.contains_cased_literals)
+            .map(|l| l.to_ascii_lowercase())
+            .collect();
+        for m in &self.others {
+            match m {
+                StrMatcher::Exact { lit, .. }
+                | StrMatcher::Prefix { lit, .. }
+                | StrMatcher::Suffix { lit, .. } => out.push(lit.to_ascii_lowercase()),
+                StrMatcher::Any | StrMatcher::Regex(_) => return None,
+            }
+        }
+        if out.is_empty() || out.iter().any(String::is_empty) {
+            return None;
+        }
+        out.sort();
+        out.dedup();
+        Some(out)
     }
 
     /// True when all alternatives are exact integers (the most selective kind of gate).

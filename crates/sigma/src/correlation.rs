@@ -12,6 +12,7 @@
 //! `max_events_per_group` can never be reached (the engine warns about such rules).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::ast::{CmpOp, CorrelationType};
 
@@ -49,26 +50,42 @@ pub struct CorrelationStats {
     pub groups_open: u64,
 }
 
-/// What an event contributes to a correlation group.
+/// What an event contributes to a correlation group, as the engine hands it over: borrowed
+/// text, so that an event whose value the window already holds allocates nothing.
 #[derive(Clone, Debug)]
-pub(crate) struct Contribution {
+pub(crate) struct Contribution<'a> {
     pub time_ms: i64,
     /// Index of the referenced rule (in the correlation's `rules` list) the event matched.
     pub member: usize,
-    /// The `field` value(s) for value_count (joined) or a number for value_sum/avg.
-    pub text: Option<String>,
+    /// The `field` value(s) for value_count (joined).
+    pub text: Option<&'a str>,
+    /// The `field` value for value_sum / value_avg.
     pub number: Option<f64>,
-    pub event_id: Option<String>,
+    /// Shared by every correlation the event feeds: allocated once per event.
+    pub event_id: Option<Arc<str>>,
+}
+
+/// An event remembered in a group's window.
+#[derive(Clone, Debug)]
+struct Entry {
+    time_ms: i64,
+    member: usize,
+    /// The key of the group's `distinct` map (shared, not copied).
+    text: Option<Arc<str>>,
+    number: Option<f64>,
+    event_id: Option<Arc<str>>,
 }
 
 /// One group's window, with its aggregates kept up to date as events enter and leave, so that
 /// checking the condition costs the same whatever the number of events in the window.
 #[derive(Debug)]
 struct Group {
-    entries: VecDeque<Contribution>,
+    /// The group's key in [`Windows::index`] (to remove it there on expiry or eviction).
+    key: Arc<str>,
+    entries: VecDeque<Entry>,
     order_key: (i64, u64),
     /// value_count: occurrences of each distinct value in the window.
-    distinct: HashMap<String, u32>,
+    distinct: HashMap<Arc<str>, u32>,
     /// value_sum / value_avg: sum and number of numeric values in the window.
     sum: f64,
     numbers: usize,
@@ -77,8 +94,9 @@ struct Group {
 }
 
 impl Group {
-    fn new(members: usize, order_key: (i64, u64)) -> Self {
+    fn new(key: Arc<str>, members: usize, order_key: (i64, u64)) -> Self {
         Group {
+            key,
             entries: VecDeque::new(),
             order_key,
             distinct: HashMap::new(),
@@ -88,39 +106,61 @@ impl Group {
         }
     }
 
-    fn account(&mut self, c: &Contribution, entering: bool) {
-        if let Some(text) = &c.text {
-            if entering {
-                *self.distinct.entry(text.clone()).or_insert(0) += 1;
-            } else if let Some(n) = self.distinct.get_mut(text) {
-                *n -= 1;
-                if *n == 0 {
-                    self.distinct.remove(text);
+    /// Counts an entering event and makes its window entry. A value already in the window is
+    /// shared with the `distinct` map rather than copied.
+    fn enter(&mut self, c: Contribution<'_>) -> Entry {
+        let text = c.text.map(|t| match self.distinct.get_key_value(t) {
+            Some((shared, _)) => {
+                let shared = Arc::clone(shared);
+                if let Some(n) = self.distinct.get_mut(t) {
+                    *n += 1;
                 }
+                shared
             }
-        }
+            None => {
+                let owned: Arc<str> = Arc::from(t);
+                self.distinct.insert(Arc::clone(&owned), 1);
+                owned
+            }
+        });
         if let Some(v) = c.number {
-            if entering {
-                self.sum += v;
-                self.numbers += 1;
-            } else {
-                self.sum -= v;
-                self.numbers = self.numbers.saturating_sub(1);
-            }
+            self.sum += v;
+            self.numbers += 1;
         }
         if let Some(n) = self.per_member.get_mut(c.member) {
-            if entering {
-                *n += 1;
-            } else {
-                *n = n.saturating_sub(1);
+            *n += 1;
+        }
+        Entry {
+            time_ms: c.time_ms,
+            member: c.member,
+            text,
+            number: c.number,
+            event_id: c.event_id,
+        }
+    }
+
+    fn leave(&mut self, e: &Entry) {
+        if let Some(text) = &e.text
+            && let Some(n) = self.distinct.get_mut(text)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.distinct.remove(text);
             }
+        }
+        if let Some(v) = e.number {
+            self.sum -= v;
+            self.numbers = self.numbers.saturating_sub(1);
+        }
+        if let Some(n) = self.per_member.get_mut(e.member) {
+            *n = n.saturating_sub(1);
         }
     }
 
     fn pop_front(&mut self) -> bool {
         match self.entries.pop_front() {
-            Some(c) => {
-                self.account(&c, false);
+            Some(e) => {
+                self.leave(&e);
                 true
             }
             None => false,
@@ -146,15 +186,21 @@ pub(crate) struct Fired {
 }
 
 /// Windows of one correlation rule.
+///
+/// Groups live in a slab (`groups`, reused through `free`) found by key through `index`, so
+/// that updating an existing group hashes its key once and copies nothing; the recency order
+/// refers to groups by slab position.
 #[derive(Debug)]
 pub(crate) struct Windows {
     pub kind: CorrelationType,
     pub timespan_ms: i64,
     pub condition: Vec<(CmpOp, f64)>,
     pub members: usize,
-    groups: HashMap<Vec<String>, Group>,
-    /// (last update time, sequence) → group key: finds the least recently updated group.
-    order: BTreeMap<(i64, u64), Vec<String>>,
+    groups: Vec<Option<Group>>,
+    free: Vec<usize>,
+    index: HashMap<Arc<str>, usize>,
+    /// (last update time, sequence) → slab position: finds the least recently updated group.
+    order: BTreeMap<(i64, u64), usize>,
     seq: u64,
 }
 
@@ -170,14 +216,24 @@ impl Windows {
             timespan_ms,
             condition,
             members,
-            groups: HashMap::new(),
+            groups: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
             order: BTreeMap::new(),
             seq: 0,
         }
     }
 
     pub fn open_groups(&self) -> usize {
-        self.groups.len()
+        self.index.len()
+    }
+
+    /// Drops the group at slab position `at` (already removed from `order`).
+    fn remove_group(&mut self, at: usize) {
+        if let Some(group) = self.groups.get_mut(at).and_then(Option::take) {
+            self.index.remove(&group.key);
+            self.free.push(at);
+        }
     }
 
     /// Removes groups not updated within the timespan before `now_ms`.
@@ -187,54 +243,77 @@ impl Windows {
             if entry.key().0 >= horizon {
                 break;
             }
-            let key = entry.remove();
-            self.groups.remove(&key);
+            let at = entry.remove();
+            self.remove_group(at);
             stats.groups_expired += 1;
         }
+    }
+
+    /// The slab position of the group for `key`, opening it (and evicting the least recently
+    /// updated groups beyond the limit) when it is new.
+    fn group_at(
+        &mut self,
+        key: &str,
+        limits: &CorrelationLimits,
+        stats: &mut CorrelationStats,
+    ) -> usize {
+        if let Some(&at) = self.index.get(key) {
+            return at;
+        }
+        while self.index.len() >= limits.max_groups.max(1) {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.remove_group(oldest);
+            stats.groups_evicted += 1;
+        }
+        let key: Arc<str> = Arc::from(key);
+        // Not yet in `order`: the caller files it under this event's time.
+        let group = Group::new(Arc::clone(&key), self.members, (i64::MIN, 0));
+        let at = match self.free.pop() {
+            Some(at) => {
+                self.groups[at] = Some(group);
+                at
+            }
+            None => {
+                self.groups.push(Some(group));
+                self.groups.len() - 1
+            }
+        };
+        self.index.insert(key, at);
+        at
     }
 
     /// Adds an event to its group and returns the firing, if the condition now holds.
     pub fn add(
         &mut self,
-        key: Vec<String>,
-        contribution: Contribution,
+        key: &str,
+        contribution: Contribution<'_>,
         limits: &CorrelationLimits,
         stats: &mut CorrelationStats,
     ) -> Option<Fired> {
         let now = contribution.time_ms;
         self.expire(now, stats);
-        if !self.groups.contains_key(&key) {
-            while self.groups.len() >= limits.max_groups.max(1) {
-                let Some((_, oldest)) = self.order.pop_first() else {
-                    break;
-                };
-                self.groups.remove(&oldest);
-                stats.groups_evicted += 1;
-            }
-        }
+        let at = self.group_at(key, limits, stats);
         self.seq += 1;
         let new_order = (now, self.seq);
-        let members = self.members;
-        let group = self
-            .groups
-            .entry(key.clone())
-            .or_insert_with(|| Group::new(members, new_order));
+        let group = self.groups.get_mut(at).and_then(Option::as_mut)?;
         self.order.remove(&group.order_key);
         group.order_key = new_order;
-        self.order.insert(new_order, key);
+        self.order.insert(new_order, at);
 
         let horizon = now.saturating_sub(self.timespan_ms);
         while group.entries.front().is_some_and(|e| e.time_ms < horizon) {
             group.pop_front();
         }
         // Events normally arrive in time order; a late one is inserted in place.
-        let at = group
+        let position = group
             .entries
             .iter()
             .rposition(|e| e.time_ms <= now)
             .map_or(0, |p| p + 1);
-        group.account(&contribution, true);
-        group.entries.insert(at, contribution);
+        let entry = group.enter(contribution);
+        group.entries.insert(position, entry);
         while group.entries.len() > limits.max_events_per_group.max(1) {
             group.pop_front();
             stats.events_dropped += 1;
@@ -255,9 +334,9 @@ impl Windows {
                 break;
             }
             if let Some(id) = &e.event_id
-                && !event_ids.contains(id)
+                && !event_ids.iter().any(|seen| seen.as_str() == id.as_ref())
             {
-                event_ids.push(id.clone());
+                event_ids.push(id.to_string());
             }
         }
         event_ids.reverse();

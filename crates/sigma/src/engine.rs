@@ -5,13 +5,24 @@
 //! time a rule needs it, so an event costs one lookup per distinct field the rules actually
 //! reach — not one per rule. Conditions short-circuit left to right; each rule is skipped
 //! outright when one of the fields its every alternative requires is absent from the event
-//! ("required fields", computed at binding).
+//! ("required fields", computed at binding), or when its gate fails: an exact value it needs
+//! (shared by the rules needing the same values), a keyword list, or literals of which one must
+//! occur in a field (searched for all rules at once, one walk per field and event).
+//!
+//! The bundled pack is evaluated on every request the gateway serves, so the per-event path is
+//! kept free of allocation once warm: buffers that borrow nothing from the event live in the
+//! engine and are reused ([`Scratch`]), and correlation windows are updated by `&str` keys.
 //!
 //! Correlation rules then see which of the rules they reference matched, and update their
 //! windows ([`crate::correlation`]). Rules referenced by a correlation are not reported on their
 //! own unless the correlation says `generate: true`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use aho_corasick::automaton::Automaton;
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, StartKind};
 
 use crate::ast::{Condition, CorrelationType, Level, RuleBody, RuleMeta};
 use crate::compile::{AnyOf, CompiledDetection, CompiledItem, KEYWORD_SEPARATOR, ValueTest};
@@ -133,10 +144,110 @@ struct BoundCorrelation {
 /// (`sc-status: 404`, `cs-method: GET`), or a keyword list every match needs (searched in the
 /// event's keyword buffer, built once per event). Rules with equal field gates share one,
 /// evaluated at most once per event. A failed gate skips its rules without evaluating them.
+///
+/// Rules with neither have a needle gate when every match needs a literal in some field (the
+/// web rules' path prefixes and suffixes, user-agent substrings): all the literals of a field,
+/// from every rule, are searched in one pass per event ([`NeedleScan`]), and a rule none of
+/// whose literals occurs is skipped — one scan instead of one test per rule and literal.
 #[derive(Debug)]
 enum Gate {
-    Field { slot: usize, test: AnyOf },
-    Keywords { test: ValueTest },
+    Field {
+        slot: usize,
+        test: AnyOf,
+    },
+    Keywords {
+        test: ValueTest,
+    },
+    /// Passes when one of these needles (ids of [`NeedleScan`] patterns) occurs, or when a
+    /// scanned field holds something other than a string (undecided: the rule decides).
+    Needles {
+        scans: Vec<usize>,
+        ids: Vec<usize>,
+    },
+}
+
+/// The literal needles of one field, from every rule's needle gate, in one automaton searched
+/// once per event over the field's lowercased value. Pattern `i` is needle id `first + i`.
+#[derive(Debug)]
+struct NeedleScan {
+    slot: usize,
+    /// Walked byte by byte with the low-level automaton interface: a table lookup per byte and
+    /// every needle ending there at once (standard semantics), without the per-call set-up of
+    /// the search API or a prefilter, which cost more than they save on values of a few dozen
+    /// bytes (measured).
+    dfa: DFA,
+    first: usize,
+}
+
+impl NeedleScan {
+    /// Marks in `found` every needle that occurs in `haystack`; false if the automaton cannot
+    /// search (never, for an unanchored automaton).
+    fn mark(&self, haystack: &[u8], found: &mut [bool]) -> bool {
+        let Ok(mut state) = self.dfa.start_state(Anchored::No) else {
+            return false;
+        };
+        for &byte in haystack {
+            state = self.dfa.next_state(Anchored::No, state, byte);
+            if self.dfa.is_special(state) && self.dfa.is_match(state) {
+                for i in 0..self.dfa.match_len(state) {
+                    let id = self.first + self.dfa.match_pattern(state, i).as_usize();
+                    if let Some(slot) = found.get_mut(id) {
+                        *slot = true;
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// A literal that occurs in `slot` whenever the rule matches (see [`AnyOf::needles`]).
+type Needle = (usize, String);
+
+/// Needles one of which occurs in every match of `cond`, or `None` when no such set is known.
+fn necessary_needles(cond: &Cond, d: &BoundDetection) -> Option<Vec<Needle>> {
+    // The fewer short needles a set has, the more selective it is.
+    fn best(sets: impl Iterator<Item = Vec<Needle>>) -> Option<Vec<Needle>> {
+        sets.max_by_key(|set| {
+            let shortest = set.iter().map(|(_, n)| n.len()).min().unwrap_or(0);
+            (shortest.min(4), std::cmp::Reverse(set.len()))
+        })
+    }
+    fn item_needles(item: &BoundItem) -> Option<Vec<Needle>> {
+        if item.negate {
+            return None;
+        }
+        let slot = item.slot?;
+        let needles = match &item.test {
+            ValueTest::Str(any) => any.needles(),
+            // Every value must match: the needles of any one of them are necessary.
+            ValueTest::StrAll(each) => each.iter().find_map(AnyOf::needles),
+            _ => None,
+        }?;
+        Some(needles.into_iter().map(|n| (slot, n)).collect())
+    }
+    match cond {
+        Cond::Search(i) => {
+            let alts = d.searches.get(*i)?;
+            if alts.is_empty() {
+                return None;
+            }
+            let mut all = Vec::new();
+            for items in alts {
+                all.extend(best(items.iter().filter_map(item_needles))?);
+            }
+            Some(all)
+        }
+        Cond::And(parts) => best(parts.iter().filter_map(|p| necessary_needles(p, d))),
+        Cond::Or(parts) => {
+            let mut all = Vec::new();
+            for p in parts {
+                all.extend(necessary_needles(p, d)?);
+            }
+            (!all.is_empty()).then_some(all)
+        }
+        Cond::Not(_) => None,
+    }
 }
 
 /// Whom a rule's match feeds: (correlation index, member index).
@@ -156,8 +267,10 @@ pub struct Engine {
     limits: CorrelationLimits,
     stats: CorrelationStats,
     gates: Vec<Gate>,
+    needle_scans: Vec<NeedleScan>,
     /// Metadata of every rule, by the id matches report (description, author, references…).
     metas: HashMap<String, RuleMeta>,
+    scratch: Scratch,
 }
 
 struct Binder<'m> {
@@ -267,11 +380,13 @@ fn mandatory_items<'a>(cond: &Cond, d: &'a BoundDetection, out: &mut Vec<&'a Bou
     }
 }
 
-/// Chooses and registers gates for every rule.
-fn assign_gates(rules: &mut [BoundRule]) -> Vec<Gate> {
+/// Chooses and registers gates for every rule, and builds the needle scans the needle gates
+/// share.
+fn assign_gates(rules: &mut [BoundRule]) -> (Vec<Gate>, Vec<NeedleScan>) {
     let mut gates = Vec::new();
+    let mut needle_rules: Vec<(usize, Vec<Needle>)> = Vec::new();
     let mut shared: HashMap<(usize, Vec<String>), usize> = HashMap::new();
-    for rule in rules.iter_mut() {
+    for (ri, rule) in rules.iter_mut().enumerate() {
         let mut items = Vec::new();
         mandatory_items(&rule.detection.condition, &rule.detection, &mut items);
         // Preference: exact integers (status codes: rare matches), then keywords (one shared
@@ -294,7 +409,13 @@ fn assign_gates(rules: &mut [BoundRule]) -> Vec<Gate> {
                 best = Some((rank, item));
             }
         }
-        let Some((_, item)) = best else { continue };
+        let Some((_, item)) = best else {
+            // Gated below, once every field's needles are known.
+            if let Some(needles) = necessary_needles(&rule.detection.condition, &rule.detection) {
+                needle_rules.push((ri, needles));
+            }
+            continue;
+        };
         let ValueTest::Str(any) = &item.test else {
             continue;
         };
@@ -317,7 +438,78 @@ fn assign_gates(rules: &mut [BoundRule]) -> Vec<Gate> {
             }
         });
     }
-    gates
+    let scans = build_needle_scans(rules, &mut gates, needle_rules);
+    (gates, scans)
+}
+
+/// Numbers every distinct needle, field by field, builds one automaton per field, and gives
+/// each rule of `needle_rules` a gate on its needles.
+fn build_needle_scans(
+    rules: &mut [BoundRule],
+    gates: &mut Vec<Gate>,
+    needle_rules: Vec<(usize, Vec<Needle>)>,
+) -> Vec<NeedleScan> {
+    let mut per_slot: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+    for (_, needles) in &needle_rules {
+        for (slot, needle) in needles {
+            per_slot.entry(*slot).or_default().push(needle.clone());
+        }
+    }
+    let mut scans = Vec::new();
+    let mut ids: HashMap<(usize, String), (usize, usize)> = HashMap::new();
+    let mut next_id = 0;
+    for (slot, mut needles) in per_slot {
+        needles.sort();
+        needles.dedup();
+        // Standard semantics: every needle that occurs is reported, not just the leftmost,
+        // since each rule asks about its own needles.
+        let built = DFA::builder()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .start_kind(StartKind::Unanchored)
+            .prefilter(false)
+            .build(&needles);
+        let dfa = match built {
+            Ok(dfa) => dfa,
+            Err(e) => {
+                tracing::warn!(error = %e, "sigma needle index not built; rules evaluated in full");
+                continue;
+            }
+        };
+        let scan = scans.len();
+        for (i, needle) in needles.into_iter().enumerate() {
+            ids.insert((slot, needle), (scan, next_id + i));
+        }
+        scans.push(NeedleScan {
+            slot,
+            dfa,
+            first: next_id,
+        });
+        next_id += scans
+            .last()
+            .map_or(0, |s: &NeedleScan| s.dfa.patterns_len());
+    }
+    'rules: for (ri, needles) in needle_rules {
+        let mut gate_scans = Vec::new();
+        let mut gate_ids = Vec::new();
+        for needle in needles {
+            // Missing when the field's automaton could not be built: no gate then.
+            let Some(&(scan, id)) = ids.get(&needle) else {
+                continue 'rules;
+            };
+            gate_scans.push(scan);
+            gate_ids.push(id);
+        }
+        gate_scans.sort_unstable();
+        gate_scans.dedup();
+        gate_ids.sort_unstable();
+        gate_ids.dedup();
+        rules[ri].gate = Some(gates.len());
+        gates.push(Gate::Needles {
+            scans: gate_scans,
+            ids: gate_ids,
+        });
+    }
+    scans
 }
 
 fn intersect(sets: Vec<HashSet<usize>>) -> HashSet<usize> {
@@ -331,19 +523,60 @@ fn intersect(sets: Vec<HashSet<usize>>) -> HashSet<usize> {
     acc
 }
 
+/// Buffers of per-event work that borrows nothing from the event, kept by the engine and
+/// reused: once warm, an event that feeds no correlation allocates only its field table.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Every keyword string of the event, ASCII-lowercased and separated, built on first use
+    /// so that keyword tests search one buffer instead of calling back per string.
+    keywords: String,
+    keywords_built: bool,
+    /// ASCII-lowercased copies of string field values, one after the other, made on first use
+    /// by a substring test; `lowered_spans[slot]` is where the slot's copy is (`Some(None)`:
+    /// the value is not a string).
+    lowered: String,
+    lowered_spans: Vec<Option<Option<(usize, usize)>>>,
+    /// Gate results this event: 0 not evaluated yet, 1 passed, 2 failed.
+    gate_state: Vec<u8>,
+    /// Needle scans this event: 0 not run yet, 1 run (`needle_found` filled), 2 undecided
+    /// (the field holds something other than a string).
+    scan_state: Vec<u8>,
+    /// By needle id: found in this event.
+    needle_found: Vec<bool>,
+    /// (correlation, member) fed by this event's matches.
+    hits: Vec<(usize, usize)>,
+    /// A correlation group's key and value text, built in place.
+    key: String,
+    text: String,
+}
+
+impl Scratch {
+    fn reset(&mut self, slots: usize, gates: usize, scans: &[NeedleScan]) {
+        self.keywords.clear();
+        self.keywords_built = false;
+        self.lowered.clear();
+        self.lowered_spans.clear();
+        self.lowered_spans.resize(slots, None);
+        self.gate_state.clear();
+        self.gate_state.resize(gates, 0);
+        self.scan_state.clear();
+        self.scan_state.resize(scans.len(), 0);
+        let needles = scans.last().map_or(0, |s| s.first + s.dfa.patterns_len());
+        self.needle_found.clear();
+        self.needle_found.resize(needles, false);
+        self.hits.clear();
+    }
+}
+
 /// Per-event lazily filled field values.
-struct Fields<'e, E: Event + ?Sized> {
+struct Fields<'e, 's, E: Event + ?Sized> {
     event: &'e E,
     slots: &'e [FieldTarget],
     values: Vec<Option<Option<FieldValue<'e>>>>,
-    /// Every keyword string of the event, ASCII-lowercased and separated, built on first use
-    /// so that keyword tests search one buffer instead of calling back per string.
-    keyword_buffer: Option<String>,
-    /// ASCII-lowercased copies of string field values, made on first use by a substring test.
-    lowered: Vec<Option<Option<String>>>,
+    scratch: &'s mut Scratch,
 }
 
-impl<'e, E: Event + ?Sized> Fields<'e, E> {
+impl<'e, E: Event + ?Sized> Fields<'e, '_, E> {
     fn get(&mut self, slot: usize) -> Option<&FieldValue<'e>> {
         if self.values[slot].is_none() {
             let target = &self.slots[slot];
@@ -359,48 +592,114 @@ impl<'e, E: Event + ?Sized> Fields<'e, E> {
     /// The value of a string slot and its lowercased copy (`None` for other values).
     fn with_lowered(&mut self, slot: usize) -> Option<(&str, &str)> {
         self.get(slot);
-        if self.lowered[slot].is_none() {
-            let copy = match &self.values[slot] {
-                Some(Some(FieldValue::Str(s))) => Some(s.to_ascii_lowercase()),
+        if self.scratch.lowered_spans[slot].is_none() {
+            let span = match &self.values[slot] {
+                Some(Some(FieldValue::Str(s))) => {
+                    let start = self.scratch.lowered.len();
+                    self.scratch.lowered.push_str(s);
+                    self.scratch.lowered[start..].make_ascii_lowercase();
+                    Some((start, self.scratch.lowered.len()))
+                }
                 _ => None,
             };
-            self.lowered[slot] = Some(copy);
+            self.scratch.lowered_spans[slot] = Some(span);
         }
-        match (&self.values[slot], &self.lowered[slot]) {
-            (Some(Some(FieldValue::Str(s))), Some(Some(low))) => Some((s.as_ref(), low.as_str())),
+        match (&self.values[slot], self.scratch.lowered_spans[slot]) {
+            (Some(Some(FieldValue::Str(s))), Some(Some((start, end)))) => {
+                Some((s.as_ref(), &self.scratch.lowered[start..end]))
+            }
             _ => None,
         }
     }
 
+    /// Runs needle scan `k` (once per event): marks the needles found in the field's
+    /// lowercased value. False when the field holds something other than a string, which the
+    /// scan cannot decide.
+    fn scan_needles(&mut self, k: usize, scan: &NeedleScan) -> bool {
+        if self.scratch.scan_state[k] == 0 {
+            let state = match self.get(scan.slot) {
+                None => 1,
+                Some(FieldValue::Str(_)) => {
+                    self.with_lowered(scan.slot);
+                    match self.scratch.lowered_spans[scan.slot] {
+                        Some(Some((start, end)))
+                            if scan.mark(
+                                &self.scratch.lowered.as_bytes()[start..end],
+                                &mut self.scratch.needle_found,
+                            ) =>
+                        {
+                            1
+                        }
+                        _ => 2,
+                    }
+                }
+                Some(_) => 2,
+            };
+            self.scratch.scan_state[k] = state;
+        }
+        self.scratch.scan_state[k] == 1
+    }
+
     fn keyword_buffer(&mut self) -> &str {
-        let event = self.event;
-        self.keyword_buffer.get_or_insert_with(|| {
-            let mut buffer = String::new();
-            event.keywords(&mut |s| {
+        if !self.scratch.keywords_built {
+            let buffer = &mut self.scratch.keywords;
+            self.event.keywords(&mut |s| {
                 buffer.push_str(s);
                 buffer.push(KEYWORD_SEPARATOR);
                 false
             });
             buffer.make_ascii_lowercase();
-            buffer
-        })
+            self.scratch.keywords_built = true;
+        }
+        &self.scratch.keywords
     }
 
     fn text(&mut self, slot: usize) -> Option<String> {
-        self.get(slot).and_then(|v| match v {
-            FieldValue::List(items) => {
-                let parts: Vec<String> = items
-                    .iter()
-                    .filter_map(|i| i.as_text().map(|t| t.into_owned()))
-                    .collect();
-                Some(parts.join(","))
+        let mut out = String::new();
+        self.push_text(slot, &mut out).then_some(out)
+    }
+
+    /// Appends the slot's value as text (a list's items joined by commas) to `out`; false when
+    /// it has none (absent or null).
+    fn push_text(&mut self, slot: usize, out: &mut String) -> bool {
+        fn scalar(v: &FieldValue<'_>, out: &mut String) -> bool {
+            use std::fmt::Write;
+            match v {
+                FieldValue::Str(s) => out.push_str(s),
+                FieldValue::Int(i) => {
+                    let _ = write!(out, "{i}");
+                }
+                FieldValue::Float(f) => {
+                    let _ = write!(out, "{f}");
+                }
+                FieldValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                FieldValue::Null | FieldValue::List(_) => return false,
             }
-            other => other.as_text().map(|t| t.into_owned()),
-        })
+            true
+        }
+        match self.get(slot) {
+            None | Some(FieldValue::Null) => false,
+            Some(FieldValue::List(items)) => {
+                let mut first = true;
+                for item in items {
+                    let at = out.len();
+                    if !first {
+                        out.push(',');
+                    }
+                    if scalar(item, out) {
+                        first = false;
+                    } else {
+                        out.truncate(at);
+                    }
+                }
+                true
+            }
+            Some(other) => scalar(other, out),
+        }
     }
 }
 
-fn item_matches<E: Event + ?Sized>(item: &BoundItem, fields: &mut Fields<'_, E>) -> bool {
+fn item_matches<E: Event + ?Sized>(item: &BoundItem, fields: &mut Fields<'_, '_, E>) -> bool {
     let Some(slot) = item.slot else {
         let hit = match item.test.matches_keyword_buffer(fields.keyword_buffer()) {
             Some(hit) => hit,
@@ -459,7 +758,11 @@ impl<E: Event + ?Sized> Event for KeywordsOf<'_, E> {
     }
 }
 
-fn eval_cond<E: Event + ?Sized>(c: &Cond, d: &BoundDetection, fields: &mut Fields<'_, E>) -> bool {
+fn eval_cond<E: Event + ?Sized>(
+    c: &Cond,
+    d: &BoundDetection,
+    fields: &mut Fields<'_, '_, E>,
+) -> bool {
     match c {
         Cond::Search(i) => d.searches.get(*i).is_some_and(|alts| {
             alts.iter()
@@ -469,6 +772,29 @@ fn eval_cond<E: Event + ?Sized>(c: &Cond, d: &BoundDetection, fields: &mut Field
         Cond::Or(parts) => parts.iter().any(|p| eval_cond(p, d, fields)),
         Cond::Not(inner) => !eval_cond(inner, d, fields),
     }
+}
+
+/// Writes the key of the event's correlation group (the `group-by` values) into `key`; false
+/// when a value is missing (the event is not correlated). Several values are each followed by
+/// their length, so that no choice of values can forge another group's key.
+fn group_key<E: Event + ?Sized>(
+    slots: &[usize],
+    fields: &mut Fields<'_, '_, E>,
+    key: &mut String,
+) -> bool {
+    use std::fmt::Write;
+    key.clear();
+    for slot in slots {
+        let start = key.len();
+        if !fields.push_text(*slot, key) {
+            return false;
+        }
+        if slots.len() > 1 {
+            let len = key.len() - start;
+            let _ = write!(key, "\u{1f}{len}\u{1f}");
+        }
+    }
+    true
 }
 
 fn level_of(meta: &crate::ast::RuleMeta) -> Level {
@@ -678,7 +1004,7 @@ impl Engine {
                 break;
             }
         }
-        let gates = assign_gates(&mut bound_rules);
+        let (gates, needle_scans) = assign_gates(&mut bound_rules);
         let metas = rules
             .rules
             .iter()
@@ -686,6 +1012,7 @@ impl Engine {
             .collect();
         Engine {
             gates,
+            needle_scans,
             metas,
             slots: binder.slots,
             rules: bound_rules,
@@ -696,27 +1023,25 @@ impl Engine {
             event_id_slot,
             limits,
             stats: CorrelationStats::default(),
+            scratch: Scratch::default(),
         }
     }
 
     /// Evaluates one event at event time `time_ms`: the detection rules that match it, and the
     /// correlation rules that fire because of it.
     pub fn evaluate<E: Event + ?Sized>(&mut self, event: &E, time_ms: i64) -> Vec<Match> {
+        self.scratch
+            .reset(self.slots.len(), self.gates.len(), &self.needle_scans);
         let mut fields = Fields {
             event,
             slots: &self.slots,
             values: vec![None; self.slots.len()],
-            keyword_buffer: None,
-            lowered: vec![None; self.slots.len()],
+            scratch: &mut self.scratch,
         };
         let mut out = Vec::new();
-        // member hits per correlation, this event
-        let mut hits: Vec<(usize, usize)> = Vec::new();
-        // 0: not evaluated yet, 1: passed, 2: failed.
-        let mut gate_state = vec![0u8; self.gates.len()];
         for (ri, rule) in self.rules.iter().enumerate() {
             if let Some(g) = rule.gate {
-                if gate_state[g] == 0 {
+                if fields.scratch.gate_state[g] == 0 {
                     let pass = match &self.gates[g] {
                         Gate::Field { slot, test } => {
                             fields.get(*slot).is_some_and(|v| test.is_match(v))
@@ -725,10 +1050,17 @@ impl Engine {
                             let buffer = fields.keyword_buffer();
                             test.matches_keyword_buffer(buffer).unwrap_or(true)
                         }
+                        Gate::Needles { scans, ids } => {
+                            let mut undecided = false;
+                            for &k in scans {
+                                undecided |= !fields.scan_needles(k, &self.needle_scans[k]);
+                            }
+                            undecided || ids.iter().any(|&id| fields.scratch.needle_found[id])
+                        }
                     };
-                    gate_state[g] = if pass { 1 } else { 2 };
+                    fields.scratch.gate_state[g] = if pass { 1 } else { 2 };
                 }
-                if gate_state[g] == 2 {
+                if fields.scratch.gate_state[g] == 2 {
                     continue;
                 }
             }
@@ -755,66 +1087,88 @@ impl Engine {
                     event_ids: Vec::new(),
                 });
             }
-            hits.extend(self.rule_feeds[ri].iter().copied());
+            fields
+                .scratch
+                .hits
+                .extend(self.rule_feeds[ri].iter().copied());
         }
-        if hits.is_empty() {
+        if fields.scratch.hits.is_empty() {
             return out;
         }
-        let event_id = fields.text(self.event_id_slot);
+        // Taken out of the scratch so that `fields` stays usable while they are filled.
+        let mut hits = std::mem::take(&mut fields.scratch.hits);
+        let mut key = std::mem::take(&mut fields.scratch.key);
+        let mut text = std::mem::take(&mut fields.scratch.text);
+        // The event's id, shared by every window it enters; made on first use.
+        let mut event_id: Option<Option<Arc<str>>> = None;
         for &ci in &self.correlation_order {
-            let members: Vec<usize> = hits
-                .iter()
-                .filter(|(c, _)| *c == ci)
-                .map(|(_, m)| *m)
-                .collect();
-            if members.is_empty() {
-                continue;
-            }
             let mut fired_here = false;
-            for member in members {
-                let corr = &mut self.correlations[ci];
-                let mut key = Vec::with_capacity(corr.group_slots[member].len());
-                let mut complete = true;
-                for slot in &corr.group_slots[member] {
-                    match fields.text(*slot) {
-                        Some(v) => key.push(v),
-                        None => {
-                            complete = false;
-                            break;
-                        }
-                    }
-                }
-                if !complete {
+            // `hits` grows while we walk it (correlations feeding correlations), so by index.
+            let mut h = 0;
+            while h < hits.len() {
+                let (c, member) = hits[h];
+                h += 1;
+                if c != ci {
                     continue;
                 }
-                let field_texts: Vec<String> = corr.field_slots[member]
-                    .iter()
-                    .filter_map(|s| fields.text(*s))
-                    .collect();
-                let number = corr.field_slots[member]
-                    .first()
-                    .and_then(|s| fields.get(*s))
-                    .and_then(FieldValue::as_f64);
-                let text = if field_texts.is_empty()
-                    || field_texts.len() < corr.field_slots[member].len()
-                {
-                    None
-                } else {
-                    Some(field_texts.join("\u{1f}"))
+                let corr = &mut self.correlations[ci];
+                if !group_key(&corr.group_slots[member], &mut fields, &mut key) {
+                    continue;
+                }
+                let value_slots = &corr.field_slots[member];
+                // Only what the aggregate reads: the joined values for value_count, the first
+                // value as a number for value_sum / value_avg.
+                let value_text = match corr.windows.kind {
+                    CorrelationType::ValueCount if !value_slots.is_empty() => {
+                        text.clear();
+                        let mut complete = true;
+                        for (i, slot) in value_slots.iter().enumerate() {
+                            if i > 0 {
+                                text.push('\u{1f}');
+                            }
+                            if !fields.push_text(*slot, &mut text) {
+                                complete = false;
+                                break;
+                            }
+                        }
+                        complete.then_some(text.as_str())
+                    }
+                    _ => None,
                 };
+                let number = match corr.windows.kind {
+                    CorrelationType::ValueSum | CorrelationType::ValueAvg => value_slots
+                        .first()
+                        .and_then(|s| fields.get(*s))
+                        .and_then(FieldValue::as_f64),
+                    _ => None,
+                };
+                let event_id = event_id
+                    .get_or_insert_with(|| match fields.get(self.event_id_slot) {
+                        Some(FieldValue::Str(id)) => Some(Arc::from(id.as_ref())),
+                        _ => fields.text(self.event_id_slot).map(Arc::from),
+                    })
+                    .clone();
                 let contribution = Contribution {
                     time_ms,
                     member,
-                    text,
+                    text: value_text,
                     number,
-                    event_id: event_id.clone(),
+                    event_id,
                 };
-                let fired =
-                    corr.windows
-                        .add(key.clone(), contribution, &self.limits, &mut self.stats);
+                let fired = corr
+                    .windows
+                    .add(&key, contribution, &self.limits, &mut self.stats);
                 if let Some(f) = fired {
                     fired_here = true;
                     if corr.emit {
+                        let group = corr
+                            .group_names
+                            .iter()
+                            .zip(&corr.group_slots[member])
+                            .map(|(name, slot)| {
+                                (name.clone(), fields.text(*slot).unwrap_or_default())
+                            })
+                            .collect();
                         out.push(Match {
                             rule_id: corr.rule_id.clone(),
                             title: corr.title.clone(),
@@ -822,7 +1176,7 @@ impl Engine {
                             tags: corr.tags.clone(),
                             kind: MatchKind::Correlation {
                                 correlation: corr.windows.kind,
-                                group: corr.group_names.iter().cloned().zip(key).collect(),
+                                group,
                                 value: f.value,
                                 first_ms: f.first_ms,
                                 last_ms: f.last_ms,
@@ -836,6 +1190,9 @@ impl Engine {
                 hits.extend(self.correlation_feeds[ci].iter().copied());
             }
         }
+        fields.scratch.hits = hits;
+        fields.scratch.key = key;
+        fields.scratch.text = text;
         out
     }
 

@@ -160,6 +160,52 @@ fn value_count_counts_distinct_values() {
 }
 
 #[test]
+fn a_value_seen_twice_counts_until_its_last_event_leaves() {
+    let yaml = corr(
+        "value_count",
+        "c-ip",
+        "1m",
+        "    condition:\n        field: unmapped.auth.attempted_user\n        gte: 3\n",
+        &["failed_login"],
+    ) + FAILED_LOGIN;
+    let mut e = engine(&yaml, CorrelationLimits::default());
+    // At 61 s the first "ann" leaves the window but the second is still in it.
+    for (t, user) in [(0, "ann"), (30_000, "ann"), (61_000, "bob")] {
+        assert!(correlations(&e.evaluate(&login("x", "192.0.2.1", user, 401), t)).is_empty());
+    }
+    let fired = e.evaluate(&login("x", "192.0.2.1", "cid", 401), 62_000);
+    assert_eq!(correlations(&fired).len(), 1, "ann, bob, cid");
+}
+
+#[test]
+fn group_keys_of_several_fields_cannot_run_into_each_other() {
+    // Joined naively, ("a␟b", "c") and ("a", "b␟c") would be the same group.
+    let yaml = corr(
+        "event_count",
+        "c-ip\n        - unmapped.auth.attempted_user",
+        "1m",
+        "    condition:\n        gte: 2\n",
+        &["failed_login"],
+    ) + FAILED_LOGIN;
+    let mut e = engine(&yaml, CorrelationLimits::default());
+    assert!(e.evaluate(&login("1", "a\u{1f}b", "c", 401), 0).is_empty());
+    assert!(e.evaluate(&login("2", "a", "b\u{1f}c", 401), 1).is_empty());
+    assert_eq!(e.stats().groups_open, 2);
+    let fired = e.evaluate(&login("3", "a\u{1f}b", "c", 401), 2);
+    let MatchKind::Correlation { group, .. } = &correlations(&fired)[0].kind else {
+        unreachable!()
+    };
+    assert_eq!(
+        group,
+        &vec![
+            ("c-ip".to_string(), "a\u{1f}b".to_string()),
+            ("unmapped.auth.attempted_user".to_string(), "c".to_string())
+        ]
+    );
+    assert_eq!(fired[0].event_ids, vec!["1", "3"]);
+}
+
+#[test]
 fn values_leaving_the_window_stop_counting() {
     let yaml = corr(
         "value_count",
