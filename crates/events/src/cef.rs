@@ -192,11 +192,11 @@ mod tests {
 
     #[test]
     fn lifecycle_line_has_the_seven_header_fields() {
-        let ev = Event::Lifecycle(crate::ocsf::LifecycleEvent {
+        let ev = Event::Lifecycle(std::sync::Arc::new(crate::ocsf::LifecycleEvent {
             time_ms: 5,
             kind: "reload_failed".to_owned(),
             message: "bad = value|x".to_owned(),
-        });
+        }));
         let line = cef_line(&ev);
         assert!(
             line.starts_with(&format!(

@@ -3,10 +3,13 @@
 //! delivers it.
 //!
 //! Request handling must never wait on logging, so `emit` only redacts,
-//! wraps the event in an `Arc` and does a `try_send` per sink; a full queue
-//! drops the event for that sink only and counts it. A slow or dead SIEM
-//! therefore fills only its own queue: the file keeps getting every event
-//! and the request path never notices.
+//! wraps the event in an `Arc` and offers it to each sink's queue (a
+//! [`crate::handoff`] queue: no wake-up per event); a full queue drops the
+//! event for that sink only and counts it. A slow or dead SIEM therefore
+//! fills only its own queue: the file keeps getting every event and the
+//! request path never notices. [`Emitter::emit_shared`] hands the same
+//! redacted copy back for live detection, so an event is redacted once and
+//! never copied.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -256,7 +259,21 @@ impl Emitter {
             return;
         }
         self.current_redactor().redact(&mut ev);
-        self.enqueue(Event::Http(ev));
+        self.enqueue(Event::Http(Arc::new(ev)));
+    }
+
+    /// Like [`Emitter::emit`], and returns the redacted event the sinks were
+    /// given, shared rather than copied, for another reader of the event
+    /// stream (live detection): it sees exactly what the sinks see. The event
+    /// is redacted and returned even when there is no sink or the emitter is
+    /// shut down (counted as for `emit`).
+    pub fn emit_shared(&self, mut ev: HttpActivity) -> Arc<HttpActivity> {
+        self.current_redactor().redact(&mut ev);
+        let ev = Arc::new(ev);
+        if !self.refuse_when_idle() {
+            self.enqueue(Event::Http(Arc::clone(&ev)));
+        }
+        ev
     }
 
     /// Queues an OCSF Authentication (3002) event for a credential check.
@@ -266,7 +283,7 @@ impl Emitter {
         if self.refuse_when_idle() {
             return;
         }
-        self.enqueue(Event::Authentication(ev));
+        self.enqueue(Event::Authentication(Arc::new(ev)));
     }
 
     /// Queues an OCSF Detection Finding (2004) event for a Sigma alert.
@@ -276,7 +293,7 @@ impl Emitter {
         if self.refuse_when_idle() {
             return;
         }
-        self.enqueue(Event::Detection(ev));
+        self.enqueue(Event::Detection(Arc::new(ev)));
     }
 
     /// Queues a gateway lifecycle event (`kind` such as `"start"`, `"stop"`,
@@ -287,11 +304,11 @@ impl Emitter {
         if self.refuse_when_idle() {
             return;
         }
-        self.enqueue(Event::Lifecycle(LifecycleEvent {
+        self.enqueue(Event::Lifecycle(Arc::new(LifecycleEvent {
             time_ms: now_ms(),
             kind: kind.to_owned(),
             message: message.to_owned(),
-        }));
+        })));
     }
 
     /// Replaces the redactor used for events emitted from now on.
@@ -338,7 +355,7 @@ impl Emitter {
                 delivered: sink.counters.delivered.load(Ordering::Relaxed),
                 dropped: sink.counters.dropped.load(Ordering::Relaxed),
                 retries: sink.counters.retries.load(Ordering::Relaxed),
-                queue_len: sink.counters.queued.load(Ordering::Relaxed),
+                queue_len: sink.queue_len(),
             })
             .collect()
     }
@@ -431,7 +448,6 @@ impl Emitter {
     }
 
     fn enqueue(&self, ev: Event) {
-        let ev = Arc::new(ev);
         let mut accepted_by_all = true;
         for sink in &self.inner.sinks {
             accepted_by_all &= sink.offer(&ev);

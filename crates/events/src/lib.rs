@@ -10,6 +10,9 @@
 //! capped exponential backoff. Gateway lifecycle notices travel the same way
 //! as OCSF "Application Lifecycle" records.
 //!
+//! [`handoff`] is the batching queue behind every sink (and the gateway's
+//! live detection): no wake-up per event on the request path.
+//!
 //! The wire formats, the delivery guarantees and the redaction rules are
 //! documented in `docs/events.md`; JSON Schemas of the records are in
 //! `docs/schemas/`.
@@ -18,6 +21,7 @@ mod cef;
 mod config;
 mod emitter;
 mod error;
+pub mod handoff;
 mod http_sink;
 mod model;
 mod ocsf;

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::ser::Serializer;
@@ -570,17 +571,16 @@ impl<'a> LifecycleRecord<'a> {
     }
 }
 
-/// Any event the pipeline carries. Queued behind an `Arc` so that every
-/// sink's queue shares one copy.
-// Always allocated once behind an `Arc`, so the variants' size difference
-// costs nothing per queue slot; boxing the large one would add an allocation.
-#[allow(clippy::large_enum_variant)]
+/// Any event the pipeline carries. Every variant is one `Arc`, so the event
+/// is allocated once, cloning it into each sink's queue is a reference-count
+/// increment, and a request's `HttpActivity` can be shared with live
+/// detection as the very copy the sinks write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Event {
-    Http(HttpActivity),
-    Lifecycle(LifecycleEvent),
-    Authentication(AuthenticationEvent),
-    Detection(DetectionFinding),
+    Http(Arc<HttpActivity>),
+    Lifecycle(Arc<LifecycleEvent>),
+    Authentication(Arc<AuthenticationEvent>),
+    Detection(Arc<DetectionFinding>),
 }
 
 impl Event {

@@ -3,23 +3,21 @@
 //! [`crate::Emitter::sink_stats`].
 //!
 //! Every sink gets its own bounded queue so that a slow or dead destination
-//! fills only its own queue: the emitter's `try_send` to it fails (counted as
-//! that sink's drop) while every other sink keeps receiving. The worker polls
-//! its queue instead of blocking in `recv`, because a receiver blocked in
-//! `recv` turns every `try_send` into a futex wake-up and a context switch on
-//! the request path.
+//! fills only its own queue: the emitter's offer to it fails (counted as
+//! that sink's drop) while every other sink keeps receiving. The queue is a
+//! [`crate::handoff`] queue: the worker polls it instead of blocking in
+//! `recv`, because a receiver blocked in `recv` turns every send into a futex
+//! wake-up and a context switch on the request path.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::error::EventsError;
+use crate::handoff::{self, DEFAULT_POLL as POLL, HandoffReceiver, HandoffSender, TrySendError};
 use crate::ocsf::Event;
-
-/// How long an idle worker sleeps between looks at its queue.
-const POLL: Duration = Duration::from_millis(5);
 
 /// What one delivery attempt achieved. Indices refer to the records passed
 /// to [`Deliver::send`]; records in neither list were delivered.
@@ -102,8 +100,6 @@ pub(crate) struct SinkCounters {
     pub(crate) delivered: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) retries: AtomicU64,
-    /// Events queued and not yet taken by the worker.
-    pub(crate) queued: AtomicUsize,
     /// Set when shutdown gave up waiting: the worker stops retrying.
     pub(crate) abandon: AtomicBool,
 }
@@ -115,7 +111,8 @@ pub(crate) struct SharedCounters {
 }
 
 pub(crate) enum SinkMessage {
-    Event(Arc<Event>),
+    /// Cheap to clone: every variant of `Event` is one `Arc`.
+    Event(Event),
     Shutdown,
 }
 
@@ -123,9 +120,7 @@ pub(crate) enum SinkMessage {
 pub(crate) struct SinkHandle {
     pub(crate) name: String,
     pub(crate) kind: &'static str,
-    tx: SyncSender<SinkMessage>,
-    thread: thread::Thread,
-    wake_at: usize,
+    queue: HandoffSender<SinkMessage>,
     pub(crate) counters: Arc<SinkCounters>,
 }
 
@@ -146,30 +141,34 @@ impl SinkHandle {
         queue_capacity: usize,
         shared: Arc<SharedCounters>,
     ) -> Result<(SinkHandle, WorkerJoin), EventsError> {
-        let (tx, rx) = mpsc::sync_channel(queue_capacity);
         let (finished_tx, finished) = mpsc::channel::<()>();
         let counters = Arc::new(SinkCounters::default());
-        let worker = Worker {
-            name: name.clone(),
-            deliver,
-            rx,
-            limits,
-            counters: Arc::clone(&counters),
-            shared,
-            error_log: RateLimit::per_second(),
-            _finished: finished_tx,
-        };
-        let thread = thread::Builder::new()
-            .name(format!("portcullis-events-{kind}"))
-            .spawn(move || worker.run())
-            .map_err(EventsError::SpawnWriter)?;
+        let worker_name = name.clone();
+        let worker_counters = Arc::clone(&counters);
+        let (queue, thread) = handoff::spawn(
+            format!("portcullis-events-{kind}"),
+            queue_capacity,
+            POLL,
+            move |rx| {
+                Worker {
+                    name: worker_name,
+                    deliver,
+                    rx,
+                    limits,
+                    counters: worker_counters,
+                    shared,
+                    error_log: RateLimit::per_second(),
+                    _finished: finished_tx,
+                }
+                .run();
+            },
+        )
+        .map_err(EventsError::SpawnWriter)?;
         Ok((
             SinkHandle {
                 name,
                 kind,
-                tx,
-                thread: thread.thread().clone(),
-                wake_at: (queue_capacity / 2).max(1),
+                queue,
                 counters,
             },
             WorkerJoin { thread, finished },
@@ -178,19 +177,10 @@ impl SinkHandle {
 
     /// Queues `ev` without blocking; false (and a drop counted for this
     /// sink) when its queue is full or closed.
-    pub(crate) fn offer(&self, ev: &Arc<Event>) -> bool {
-        // Counted before the send so the worker's decrement can never run first.
-        let queued = self.counters.queued.fetch_add(1, Ordering::Relaxed) + 1;
-        match self.tx.try_send(SinkMessage::Event(Arc::clone(ev))) {
-            Ok(()) => {
-                if queued == self.wake_at {
-                    // A burst is outrunning the worker's polling: wake it now.
-                    self.thread.unpark();
-                }
-                true
-            }
+    pub(crate) fn offer(&self, ev: &Event) -> bool {
+        match self.queue.offer(SinkMessage::Event(ev.clone())) {
+            Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counters.queued.fetch_sub(1, Ordering::Relaxed);
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
@@ -199,9 +189,9 @@ impl SinkHandle {
 
     /// Queues the shutdown marker; gives it back when the queue is full.
     pub(crate) fn offer_shutdown(&self) -> Result<(), ()> {
-        match self.tx.try_send(SinkMessage::Shutdown) {
+        match self.queue.offer(SinkMessage::Shutdown) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {
-                self.thread.unpark();
+                self.queue.wake();
                 Ok(())
             }
             Err(TrySendError::Full(_)) => Err(()),
@@ -209,14 +199,19 @@ impl SinkHandle {
     }
 
     pub(crate) fn unpark(&self) {
-        self.thread.unpark();
+        self.queue.wake();
+    }
+
+    /// Events (and a shutdown marker) queued and not yet taken by the worker.
+    pub(crate) fn queue_len(&self) -> usize {
+        self.queue.len()
     }
 }
 
 struct Worker<D> {
     name: String,
     deliver: D,
-    rx: Receiver<SinkMessage>,
+    rx: HandoffReceiver<SinkMessage>,
     limits: Limits,
     counters: Arc<SinkCounters>,
     shared: Arc<SharedCounters>,
@@ -248,7 +243,7 @@ impl<D: Deliver> Worker<D> {
             let first = loop {
                 match self.rx.try_recv() {
                     Ok(msg) => break Some(msg),
-                    Err(TryRecvError::Empty) => thread::park_timeout(POLL),
+                    Err(TryRecvError::Empty) => self.rx.wait(POLL),
                     Err(TryRecvError::Disconnected) => break None,
                 }
             };
@@ -305,14 +300,13 @@ impl<D: Deliver> Worker<D> {
                     if now >= deadline {
                         return false;
                     }
-                    thread::park_timeout(POLL.min(deadline - now));
+                    self.rx.wait(deadline - now);
                 }
             }
         }
     }
 
     fn encode(&mut self, ev: &Event, batch: &mut Batch) {
-        self.counters.queued.fetch_sub(1, Ordering::Relaxed);
         let start = batch.bytes.len();
         match self.deliver.encode(ev, &mut batch.bytes) {
             Ok(()) => batch.ends.push(batch.bytes.len()),
@@ -544,8 +538,8 @@ mod tests {
         }
     }
 
-    fn lifecycle(message: &str) -> Arc<Event> {
-        Arc::new(Event::Lifecycle(crate::ocsf::LifecycleEvent {
+    fn lifecycle(message: &str) -> Event {
+        Event::Lifecycle(Arc::new(crate::ocsf::LifecycleEvent {
             time_ms: 0,
             kind: "start".to_owned(),
             message: message.to_owned(),

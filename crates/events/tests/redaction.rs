@@ -183,3 +183,53 @@ fn redact_covers_headers_query_and_leaves_everything_else() {
         "password=[REDACTED]"
     );
 }
+
+#[test]
+fn emit_shared_returns_the_redacted_event_the_sinks_write() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("events.jsonl");
+    let emitter = file_emitter(&path, 64, gateway_redactor())?;
+    let mut ev = event(0);
+    ev.headers
+        .push(("x-api-key".to_owned(), "SECRET-api-key".to_owned()));
+    ev.query = Some("token=SECRET-token&page=2".to_owned());
+
+    let shared = emitter.emit_shared(ev);
+    emitter.shutdown(SHUTDOWN);
+
+    assert_eq!(shared.query.as_deref(), Some("token=[REDACTED]&page=2"));
+    assert!(shared.headers.iter().all(|(_, v)| !v.contains("SECRET")));
+    assert_eq!((emitter.emitted(), emitter.dropped()), (1, 0));
+    let lines = read_json_lines(&path)?;
+    assert_eq!(
+        lines,
+        [to_ocsf_json(&shared)],
+        "the sink wrote the shared event"
+    );
+    Ok(())
+}
+
+#[test]
+fn emit_shared_redacts_even_without_sinks_or_after_shutdown() -> TestResult {
+    let no_sinks = portcullis_events::Emitter::start(
+        portcullis_events::EmitterConfig {
+            sinks: Vec::new(),
+            queue_capacity: 8,
+        },
+        gateway_redactor(),
+    )?;
+    let with_secret = || {
+        let mut ev = event(0);
+        ev.query = Some("password=SECRET".to_owned());
+        ev
+    };
+    let shared = no_sinks.emit_shared(with_secret());
+    assert_eq!(shared.query.as_deref(), Some("password=[REDACTED]"));
+    assert_eq!((no_sinks.emitted(), no_sinks.dropped()), (1, 0));
+
+    no_sinks.shutdown(SHUTDOWN);
+    let shared = no_sinks.emit_shared(with_secret());
+    assert_eq!(shared.query.as_deref(), Some("password=[REDACTED]"));
+    assert_eq!((no_sinks.emitted(), no_sinks.dropped()), (1, 1));
+    Ok(())
+}

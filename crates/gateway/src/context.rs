@@ -218,10 +218,11 @@ impl Drop for EventGuard {
             ev.reason = Some("client_closed".into());
         }
         self.metrics.observe_request(&ev, self.started.elapsed());
-        if let Some(detection) = &self.detection {
-            detection.submit(&ev);
+        match &self.detection {
+            // Redacted once, and the very copy the sinks got goes to detection too.
+            Some(detection) => detection.submit(self.emitter.emit_shared(ev)),
+            None => self.emitter.emit(ev),
         }
-        self.emitter.emit(ev);
         self.conn.request_done();
     }
 }

@@ -2,9 +2,14 @@
 //! alerts become Detection Finding events and, where the config says so, automatic
 //! responses — a block through the block list, a signed webhook call to a SOAR.
 //!
-//! The request path only clones the finished event into a bounded queue (`submit`); when
-//! the queue is full the event is dropped for detection (never for the event sinks) and
-//! counted. One task owns the engine and its correlation state, so evaluation needs no locks.
+//! The request path hands the finished event — the redacted copy the event sinks got, shared
+//! through an `Arc`, never cloned — to a bounded queue (`submit`); when the queue is full the
+//! event is dropped for detection (never for the event sinks) and counted. The queue is a
+//! `portcullis_events::handoff` queue, like the sinks': the detection thread drains it in
+//! batches and otherwise sleeps for [`DETECTION_POLL`], and a producer wakes it only when the
+//! queue reaches half full, so the request path never pays a futex wake-up and a context
+//! switch per event. The price is up to `DETECTION_POLL` of extra alert latency. One thread
+//! owns the engine and its correlation state, so evaluation needs no locks.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -18,21 +23,27 @@ use http::{Request, header};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use portcullis_events::{
-    Attack, AttackRef, DetectionFinding, Emitter, HttpActivity, Redactor, Severity,
-};
+use portcullis_events::handoff::{self, HandoffReceiver, HandoffSender};
+use portcullis_events::{Attack, AttackRef, DetectionFinding, Emitter, HttpActivity, Severity};
 use portcullis_policy::ratelimit::RateLimiter;
 use portcullis_sigma::{
     CorrelationLimits, Engine, FieldMapping, FieldValue, Level, Match, MatchKind, attack_names,
 };
-use tokio::sync::mpsc;
 
 use crate::config::{BlockSubject, DetectionConfig, DetectionResponse, Webhook};
 use crate::metrics::Metrics;
 
-/// The detection queue and its counters; the engine runs in its own task.
+/// How long the idle detection thread sleeps between looks at its queue: the most an alert
+/// waits for its event to be picked up, unless a burst fills half the queue first.
+pub const DETECTION_POLL: std::time::Duration = handoff::DEFAULT_POLL;
+
+/// Events the detection thread takes off its queue at a time.
+const DETECTION_BATCH: usize = 1024;
+
+/// The detection queue and its counters; the engine runs in its own thread.
 pub struct Detection {
-    tx: mpsc::Sender<HttpActivity>,
+    /// `None` when the detection thread could not be started: every event counts as dropped.
+    queue: Option<HandoffSender<Arc<HttpActivity>>>,
     /// Events the engine never saw because the queue was full.
     pub dropped: AtomicU64,
     /// Identifies the config this runtime was built from, so a reload that changes nothing
@@ -49,20 +60,19 @@ impl std::fmt::Debug for Detection {
     }
 }
 
-/// What the engine task needs besides its events.
+/// What the engine thread needs besides its events. No redactor: the events arrive redacted
+/// by the emitter (`Emitter::emit_shared`), so rules see exactly what the sinks see.
 pub struct DetectionDeps {
     pub emitter: Emitter,
-    pub redactor: Redactor,
     pub limiter: Arc<RateLimiter>,
     pub metrics: Arc<Metrics>,
 }
 
 impl Detection {
-    /// Start the engine task for `cfg`. Must be called inside a Tokio runtime.
+    /// Start the engine thread for `cfg`. Must be called inside a Tokio runtime.
     pub fn start(cfg: &DetectionConfig, deps: DetectionDeps) -> Arc<Detection> {
         let limiter = deps.limiter.clone();
         let metrics = deps.metrics.clone();
-        let (tx, rx) = mpsc::channel(cfg.queue);
         let mapping = FieldMapping::web_to_ocsf().with_pairs(
             cfg.field_mapping
                 .iter()
@@ -82,14 +92,22 @@ impl Detection {
         // The engine is CPU work: it gets its own thread so a burst of events never takes a
         // Tokio worker from the request path. Blocks and webhooks go back to the runtime.
         let runtime = tokio::runtime::Handle::current();
-        let spawned = std::thread::Builder::new()
-            .name("portcullis-detection".into())
-            .spawn(move || run(engine, rx, responses, descriptions, deps, runtime));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the detection thread; detection is off");
-        }
+        let spawned = handoff::spawn(
+            "portcullis-detection".into(),
+            cfg.queue,
+            DETECTION_POLL,
+            move |rx| run(engine, rx, responses, descriptions, deps, runtime),
+        );
+        let queue = match spawned {
+            // The thread ends by itself once this runtime (the sender) is dropped.
+            Ok((queue, _thread)) => Some(queue),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the detection thread; detection is off");
+                None
+            }
+        };
         Arc::new(Detection {
-            tx,
+            queue,
             dropped: AtomicU64::new(0),
             fingerprint: cfg.fingerprint,
             limiter,
@@ -102,9 +120,11 @@ impl Detection {
         self.fingerprint == fingerprint && Arc::ptr_eq(&self.limiter, limiter)
     }
 
-    /// Hand a finished event to the engine without waiting.
-    pub fn submit(&self, ev: &HttpActivity) {
-        if self.tx.try_send(ev.clone()).is_err() {
+    /// Hand a finished, redacted event (from `Emitter::emit_shared`) to the engine without
+    /// waiting: a reference-count increment and a lock-free queue slot, no copy, no wake-up.
+    pub fn submit(&self, ev: Arc<HttpActivity>) {
+        let queued = self.queue.as_ref().is_some_and(|q| q.offer(ev).is_ok());
+        if !queued {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             self.metrics.detection_dropped();
         }
@@ -113,7 +133,7 @@ impl Detection {
 
 fn run(
     mut engine: Engine,
-    mut rx: mpsc::Receiver<HttpActivity>,
+    rx: HandoffReceiver<Arc<HttpActivity>>,
     responses: Arc<Vec<DetectionResponse>>,
     descriptions: HashMap<String, String>,
     deps: DetectionDeps,
@@ -122,37 +142,38 @@ fn run(
     // Inside the runtime's context, so the webhook client can find its timer and executor.
     let _context = runtime.enter();
     let webhooks = webhook_client();
-    while let Some(mut ev) = rx.blocking_recv() {
-        // Rules see what the sinks see: secrets are redacted first.
-        deps.redactor.redact(&mut ev);
-        let time_ms = i64::try_from(ev.time_ms).unwrap_or(i64::MAX);
-        let matches = engine.evaluate(&DetectionEvent::new(&ev), time_ms);
-        for m in matches {
-            deps.metrics.detection_alert(&m.rule_id);
-            let mut actions = Vec::new();
-            for response in responses
-                .iter()
-                .filter(|r| r.applies(&m.rule_id, &m.title, m.level))
-            {
-                if let Some((subject, ttl)) = response.block
-                    && let Some(key) = block_key(subject, &m, &ev)
+    let mut batch = Vec::with_capacity(DETECTION_BATCH);
+    while rx.recv_batch(&mut batch, DETECTION_BATCH) {
+        for ev in batch.drain(..) {
+            let time_ms = i64::try_from(ev.time_ms).unwrap_or(i64::MAX);
+            let matches = engine.evaluate(&DetectionEvent::new(&ev), time_ms);
+            for m in matches {
+                deps.metrics.detection_alert(&m.rule_id);
+                let mut actions = Vec::new();
+                for response in responses
+                    .iter()
+                    .filter(|r| r.applies(&m.rule_id, &m.title, m.level))
                 {
-                    match runtime.block_on(deps.limiter.block(&key, ttl)) {
-                        Ok(()) => actions.push(format!("blocked {key} for {}s", ttl.as_secs())),
-                        Err(e) => {
-                            tracing::warn!(rule = %m.rule_id, error = %e, "automatic block failed");
-                            actions.push(format!("block of {key} failed"));
+                    if let Some((subject, ttl)) = response.block
+                        && let Some(key) = block_key(subject, &m, &ev)
+                    {
+                        match runtime.block_on(deps.limiter.block(&key, ttl)) {
+                            Ok(()) => actions.push(format!("blocked {key} for {}s", ttl.as_secs())),
+                            Err(e) => {
+                                tracing::warn!(rule = %m.rule_id, error = %e, "automatic block failed");
+                                actions.push(format!("block of {key} failed"));
+                            }
                         }
                     }
+                    if let Some(hook) = &response.webhook {
+                        actions.push("webhook".to_string());
+                        let finding = finding_for(&m, &ev, &actions, &descriptions);
+                        spawn_webhook(&runtime, webhooks.clone(), hook.clone(), finding);
+                    }
                 }
-                if let Some(hook) = &response.webhook {
-                    actions.push("webhook".to_string());
-                    let finding = finding_for(&m, &ev, &actions, &descriptions);
-                    spawn_webhook(&runtime, webhooks.clone(), hook.clone(), finding);
-                }
+                deps.emitter
+                    .emit_detection(finding_for(&m, &ev, &actions, &descriptions));
             }
-            deps.emitter
-                .emit_detection(finding_for(&m, &ev, &actions, &descriptions));
         }
     }
 }

@@ -188,7 +188,6 @@ fn start_detection(
         cfg,
         crate::detection::DetectionDeps {
             emitter: emitter.clone(),
-            redactor: redactor(&snapshot.config),
             limiter: limiter.clone(),
             metrics: metrics.clone(),
         },
