@@ -289,6 +289,28 @@ pub fn detection_view(ev: &HttpActivity) -> serde_json::Value {
     portcullis_events::to_ocsf_json(ev)
 }
 
+/// An address as text. IPv4 (nearly every client) is written digit by digit: through
+/// `Display` it cost ~1,300 instructions, a tenth of evaluating the whole rule pack.
+fn ip_text(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
+}
+
 /// The same record read field by field straight from the event, without building JSON: the
 /// fields rules use most are answered here, anything else from the JSON record, built once
 /// and only when a rule asks for such a field. `detection_view_agrees` keeps the two equal.
@@ -337,7 +359,7 @@ impl<'a> portcullis_sigma::Event for DetectionEvent<'a> {
             "http_response.length" => Some(FieldValue::Int(
                 i64::try_from(ev.bytes_out).unwrap_or(i64::MAX),
             )),
-            "src_endpoint.ip" => text(&ev.client_ip.to_string()),
+            "src_endpoint.ip" => Some(FieldValue::Str(Cow::Owned(ip_text(ev.client_ip)))),
             "metadata.uid" => borrowed(&ev.request_id),
             "unmapped.reason" => ev.reason.as_deref().and_then(borrowed),
             "unmapped.route" => ev.route.as_deref().and_then(borrowed),
@@ -494,6 +516,24 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(","),
             Some(other) => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.0.255",
+            "100.64.9.99",
+            "203.0.113.9",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+            "::ffff:10.0.0.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(super::ip_text(ip), ip.to_string());
         }
     }
 
