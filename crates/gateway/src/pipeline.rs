@@ -3,7 +3,8 @@
 //! ```text
 //! handle ─┬─ connection guard   framing violations found by the strict HTTP/1 reader
 //!         ├─ redirect           plain listeners that only send clients to HTTPS
-//!         ├─ access             static allow/deny on the client address, dynamic IP blocks
+//!         ├─ access             static allow/deny on the client address; dynamic IP blocks,
+//!         │                     looked up with the first rate limit (one store call)
 //!         ├─ request limits     URL length, header count, unambiguous path
 //!         ├─ public JWKS        the upstream-token key set, when a public path is configured
 //!         ├─ route match        host + longest path prefix (+ methods)
@@ -170,50 +171,33 @@ async fn stages(
             "Forbidden",
         ));
     }
-    if let Some(left) = protection.ip_block(ctx.client_ip).await {
-        ctx.findings.push(finding("block", "ip", Severity::Medium));
-        return Err(crate::protect::blocked(left));
-    }
-
-    // Request limits that hold whatever the route.
+    // Everything from here to the first rate limit is synchronous and touches no store, so it
+    // runs BEFORE the dynamic-block lookup, with its outcome held back: the lookup can then ride
+    // on the first limit's store call (one Redis round trip per request instead of two, issue
+    // #4). A blocked client is still refused first, whatever else it sent, and none of what
+    // was held back (route, findings) reaches its event, exactly as when the lookup ran here.
     let (mut parts, body) = req.into_parts();
-    restrict::check_limits(&parts, &snap.config.limits)?;
-    restrict::check_path(parts.uri.path())?;
+    let (route, early_findings) = match route_request(snap, host, &parts) {
+        Routed::Route { route, findings } => (route, findings),
+        Routed::Answer {
+            route,
+            findings,
+            answer,
+        } => {
+            if let Some(left) = protection.ip_block(ctx.client_ip).await {
+                ctx.findings.push(finding("block", "ip", Severity::Medium));
+                return Err(crate::protect::blocked(left));
+            }
+            if let Some(route) = route {
+                adopt_route(ctx, guard, route_slot, route);
+            }
+            ctx.findings.extend(findings);
+            return answer;
+        }
+    };
 
-    // The upstream-token JWKS on its public path, when configured: answered by the gateway.
-    if parts.method == http::Method::GET
-        && snap.identity.public_jwks_path() == Some(parts.uri.path())
-        && let Some(jwks) = snap.identity.upstream_jwks()
-    {
-        let mut resp = Response::new(crate::body::full(jwks.to_string()));
-        resp.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/jwk-set+json"),
-        );
-        return Ok(resp);
-    }
-
-    // Route match.
-    let route = snap
-        .find_route(host, parts.uri.path(), &parts.method)
-        .cloned()
-        .ok_or_else(Rejection::not_found)?;
-    ctx.route = Some(route.name.clone());
-    // Fix: the route reached the event only with the outcome, so a request cancelled later
-    // (client gone: 499) was recorded, and counted in metrics, without its route.
-    guard.note_route(&route.name);
-    *route_slot = Some(route.clone());
-    restrict::check_url_credentials(&parts, &route.config.request, &mut ctx.findings)?;
-
-    // CORS preflight: browsers send it without credentials, so it is answered before
-    // authentication, from the route's allow-list alone.
-    if let Some(cors) = &route.config.cors
-        && let Some(preflight) = respond::preflight(cors, &parts.method, &parts.headers)
-    {
-        return preflight;
-    }
-
-    // Rate limit before authentication: protects the authentication path itself.
+    // Rate limit before authentication (protects the authentication path itself), with the
+    // dynamic IP block looked up in the same store call.
     let limits = &route.config.rate_limits;
     let mut hits = Vec::new();
     let before = {
@@ -223,9 +207,19 @@ async fn stages(
             identity: None,
         };
         protection
-            .check(&limits.before_auth, None, &subject, &mut hits)
+            .check_before_auth(&limits.before_auth, &subject, &mut hits)
             .await
     };
+    let before = match before {
+        Err(crate::protect::Refusal::Blocked(left)) => {
+            ctx.findings.push(finding("block", "ip", Severity::Medium));
+            return Err(crate::protect::blocked(left));
+        }
+        Err(crate::protect::Refusal::Limited(rej)) => Err(rej),
+        Ok(decisions) => Ok(decisions),
+    };
+    adopt_route(ctx, guard, route_slot, route.clone());
+    ctx.findings.extend(early_findings);
     note_limit_hits(ctx, &hits);
     let mut decisions = before?;
 
@@ -380,6 +374,86 @@ fn auth_event(
         principal,
         credential_id,
     }
+}
+
+/// What the synchronous stages between the access lists and the first rate limit decided
+/// (request limits, public JWKS, route match, URL credentials, CORS preflight).
+enum Routed {
+    /// Go on to the rate limits on `route`; `findings` were made on the way.
+    Route {
+        route: Arc<Route>,
+        findings: Vec<portcullis_events::Finding>,
+    },
+    /// Answer now (the JWKS, a preflight, or a refusal), on `route` if one matched.
+    Answer {
+        route: Option<Arc<Route>>,
+        findings: Vec<portcullis_events::Finding>,
+        answer: Result<Response<Body>, Rejection>,
+    },
+}
+
+/// The stages from the request limits to the CORS preflight: no I/O, so they can run before the
+/// dynamic-block lookup without changing what any client sees (see `stages`).
+fn route_request(snap: &Snapshot, host: &str, parts: &http::request::Parts) -> Routed {
+    let answer = |route, findings, answer| Routed::Answer {
+        route,
+        findings,
+        answer,
+    };
+    // Request limits that hold whatever the route.
+    if let Err(rej) = restrict::check_limits(parts, &snap.config.limits)
+        .and_then(|()| restrict::check_path(parts.uri.path()))
+    {
+        return answer(None, Vec::new(), Err(rej));
+    }
+
+    // The upstream-token JWKS on its public path, when configured: answered by the gateway.
+    if parts.method == http::Method::GET
+        && snap.identity.public_jwks_path() == Some(parts.uri.path())
+        && let Some(jwks) = snap.identity.upstream_jwks()
+    {
+        let mut resp = Response::new(crate::body::full(jwks.to_string()));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/jwk-set+json"),
+        );
+        return answer(None, Vec::new(), Ok(resp));
+    }
+
+    // Route match.
+    let Some(route) = snap
+        .find_route(host, parts.uri.path(), &parts.method)
+        .cloned()
+    else {
+        return answer(None, Vec::new(), Err(Rejection::not_found()));
+    };
+    let mut findings = Vec::new();
+    if let Err(rej) = restrict::check_url_credentials(parts, &route.config.request, &mut findings) {
+        return answer(Some(route), findings, Err(rej));
+    }
+
+    // CORS preflight: browsers send it without credentials, so it is answered before
+    // authentication, from the route's allow-list alone.
+    if let Some(cors) = &route.config.cors
+        && let Some(preflight) = respond::preflight(cors, &parts.method, &parts.headers)
+    {
+        return answer(Some(route), findings, preflight);
+    }
+    Routed::Route { route, findings }
+}
+
+/// Records the matched route in the context, the event and the response policy's slot.
+fn adopt_route(
+    ctx: &mut RequestContext,
+    guard: &mut EventGuard,
+    route_slot: &mut Option<Arc<Route>>,
+    route: Arc<Route>,
+) {
+    ctx.route = Some(route.name.clone());
+    // Fix: the route reached the event only with the outcome, so a request cancelled later
+    // (client gone: 499) was recorded, and counted in metrics, without its route.
+    guard.note_route(&route.name);
+    *route_slot = Some(route);
 }
 
 fn finding(kind: &str, id: &str, severity: Severity) -> portcullis_events::Finding {

@@ -18,7 +18,7 @@ use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use ipnet::IpNet;
 use portcullis_identity::{AuthMethod, Identity};
 use portcullis_policy::ratelimit::{
-    self, FailureMode, LimitSpec, MemoryConfig, RateLimiter, RedisConfig,
+    self, FailureMode, LimitSpec, MemoryConfig, RateLimiter, RedisConfig, Verdict,
 };
 
 use crate::config::{AccessConfig, LimitKey, RateLimitConfig};
@@ -26,6 +26,9 @@ use crate::problem::Rejection;
 
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// What a client blocked by range is told to wait: range entries carry no expiry here.
+const CIDR_BLOCK_RETRY: Duration = Duration::from_secs(60);
 
 /// Rate limits, block list and brute-force state for one config snapshot.
 pub struct Protection {
@@ -121,7 +124,7 @@ impl Protection {
             .load()
             .iter()
             .any(|n| n.contains(&ip))
-            .then_some(Duration::from_secs(60))
+            .then_some(CIDR_BLOCK_RETRY)
     }
 
     /// A dynamic block on the authenticated caller (principal or API key id).
@@ -139,6 +142,50 @@ impl Protection {
         }
     }
 
+    /// The dynamic IP block, then the limits `names` that apply before authentication. The block
+    /// lookup rides on the first applicable limit's store call ([`RateLimiter::check_unless_blocked`]),
+    /// so a request costs one Redis round trip, not two; with no applicable limit it is looked up
+    /// alone. A blocked client is refused without being counted, as when the lookup ran first.
+    pub async fn check_before_auth(
+        &self,
+        names: &[String],
+        subject: &Subject<'_>,
+        hits: &mut Vec<(String, &'static str)>,
+    ) -> Result<Vec<ratelimit::Decision>, Refusal> {
+        // A range block is known locally; the exact entry may still say how long it lasts.
+        if self
+            .cidr_blocks
+            .load()
+            .iter()
+            .any(|n| n.contains(&subject.ip))
+        {
+            let left = self.ip_block(subject.ip).await;
+            return Err(Refusal::Blocked(left.unwrap_or(CIDR_BLOCK_RETRY)));
+        }
+        let mut block_pending = true;
+        let ip_key = format!("ip:{}", subject.ip);
+        let mut decisions = Vec::new();
+        for (name, spec, keys, key) in self.applicable(names, None, subject) {
+            let decision = if block_pending {
+                block_pending = false;
+                match self.limiter.check_unless_blocked(&ip_key, spec, &key).await {
+                    Verdict::Blocked(left) => return Err(Refusal::Blocked(left)),
+                    Verdict::Checked(decision) => decision,
+                }
+            } else {
+                self.check_one(spec, &key).await
+            };
+            if let Some(rej) = refusal(&decision, name, keys, hits) {
+                return Err(Refusal::Limited(rej));
+            }
+            decisions.push(decision);
+        }
+        if block_pending && let Some(left) = self.limiter.is_blocked(&ip_key).await {
+            return Err(Refusal::Blocked(left));
+        }
+        Ok(decisions)
+    }
+
     /// Check `names` (plus, after authentication, the caller's tier limits). Returns the
     /// decisions of allowed checks, for `RateLimit` headers, or the refusal.
     pub async fn check(
@@ -148,60 +195,41 @@ impl Protection {
         subject: &Subject<'_>,
         hits: &mut Vec<(String, &'static str)>,
     ) -> Result<Vec<ratelimit::Decision>, Rejection> {
-        let tier_names = tier
-            .and_then(|t| self.store.tiers.get(t))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
         let mut decisions = Vec::new();
-        for name in names.iter().chain(tier_names) {
-            let Some((spec, keys)) = self.specs.get(name) else {
-                continue;
-            };
-            let Some(key) = subject.key(keys) else {
-                continue;
-            };
-            let decision = match self.limiter.check_now(spec, &key) {
-                Some(d) => d,
-                None => self.limiter.check(spec, &key).await,
-            };
-            if decision.unavailable {
-                let mut rej = Rejection::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "rate_limit_unavailable",
-                    "Service Unavailable",
-                )
-                .detail("rate limiting is temporarily unavailable");
-                if let Some(v) = decision.retry_after_secs().map(HeaderValue::from) {
-                    rej = rej.header(RETRY_AFTER, v);
-                }
-                return Err(rej);
-            }
-            if !decision.allowed {
-                hits.push((name.clone(), key_kind(keys)));
-                let mut rej = Rejection::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    "Too Many Requests",
-                );
-                // Fix: this set `rej.rule`, which the pipeline records as an `authorization`
-                // finding (`rate_limit.<name>`), so every 429 event also claimed an
-                // authorization rule had denied. The `rate_limit` finding (limit and key kind)
-                // is recorded from `hits`.
-                if let Some(v) = decision.retry_after_secs().map(HeaderValue::from) {
-                    rej = rej.header(RETRY_AFTER, v);
-                }
-                let (policy, state) = decision.headers();
-                if let (Ok(p), Ok(s)) = (
-                    HeaderValue::from_str(&policy),
-                    HeaderValue::from_str(&state),
-                ) {
-                    rej = rej.header(RATELIMIT_POLICY, p).header(RATELIMIT, s);
-                }
+        for (name, spec, keys, key) in self.applicable(names, tier, subject) {
+            let decision = self.check_one(spec, &key).await;
+            if let Some(rej) = refusal(&decision, name, keys, hits) {
                 return Err(rej);
             }
             decisions.push(decision);
         }
         Ok(decisions)
+    }
+
+    /// The limits among `names` (and the tier's) that apply to `subject`, with its key for each.
+    fn applicable<'s>(
+        &'s self,
+        names: &'s [String],
+        tier: Option<&str>,
+        subject: &'s Subject<'_>,
+    ) -> impl Iterator<Item = (&'s String, &'s LimitSpec, &'s [LimitKey], String)> {
+        let tier_names = tier
+            .and_then(|t| self.store.tiers.get(t))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        names.iter().chain(tier_names).filter_map(|name| {
+            let (spec, keys) = self.specs.get(name)?;
+            let key = subject.key(keys)?;
+            Some((name, spec, keys.as_slice(), key))
+        })
+    }
+
+    /// One limit: without an `.await` when the store can decide locally.
+    async fn check_one(&self, spec: &LimitSpec, key: &str) -> ratelimit::Decision {
+        match self.limiter.check_now(spec, key) {
+            Some(d) => d,
+            None => self.limiter.check(spec, key).await,
+        }
     }
 
     /// Record a failed authentication by `ip` (and `user`, when the credential names one).
@@ -234,6 +262,60 @@ impl Protection {
             self.brute.reset(&format!("principal:{user}"));
         }
     }
+}
+
+/// Why the checks before authentication refused a request.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The client address is on the dynamic block list for this long more.
+    Blocked(Duration),
+    /// A limit refused it (429), or could not be evaluated (503).
+    Limited(Rejection),
+}
+
+/// The response for a decision that does not let the request through, or `None`. A refusal
+/// by a limit is noted in `hits` (limit name, key kind) for the event's findings.
+fn refusal(
+    decision: &ratelimit::Decision,
+    name: &str,
+    keys: &[LimitKey],
+    hits: &mut Vec<(String, &'static str)>,
+) -> Option<Rejection> {
+    if decision.unavailable {
+        let mut rej = Rejection::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rate_limit_unavailable",
+            "Service Unavailable",
+        )
+        .detail("rate limiting is temporarily unavailable");
+        if let Some(v) = decision.retry_after_secs().map(HeaderValue::from) {
+            rej = rej.header(RETRY_AFTER, v);
+        }
+        return Some(rej);
+    }
+    if decision.allowed {
+        return None;
+    }
+    hits.push((name.to_owned(), key_kind(keys)));
+    let mut rej = Rejection::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "Too Many Requests",
+    );
+    // Fix: this set `rej.rule`, which the pipeline records as an `authorization` finding
+    // (`rate_limit.<name>`), so every 429 event also claimed an authorization rule had denied.
+    // The `rate_limit` finding (limit and key kind) is recorded from `hits`.
+    if let Some(v) = decision.retry_after_secs().map(HeaderValue::from) {
+        rej = rej.header(RETRY_AFTER, v);
+    }
+    let (policy, state) = decision.headers();
+    if let (Ok(p), Ok(s)) = (
+        HeaderValue::from_str(&policy),
+        HeaderValue::from_str(&state),
+    ) {
+        rej = rej.header(RATELIMIT_POLICY, p).header(RATELIMIT, s);
+    }
+    Some(rej)
 }
 
 fn key_kind(keys: &[LimitKey]) -> &'static str {

@@ -774,3 +774,58 @@ async fn redis_killed_fail_closed_answers_503_rate_limit_unavailable() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_block_and_limit_cost_one_round_trip_and_blocked_requests_are_not_counted() {
+    let _serial = SERIAL.lock().await;
+    let redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let yaml = redis_yaml(&redis, "    budget: 250ms", 3, "1h");
+    let mut a = TestGateway::start(&yaml, &up).await;
+    let mut b = TestGateway::start(&yaml, &up).await;
+    let limiter_a = a.gateway().snapshot().protection.limiter.clone();
+    let limiter_b = b.gateway().snapshot().protection.limiter.clone();
+    let calls_b = || limiter_b.stats().redis_calls;
+
+    // One request through the limited route: the block-list lookup and the limit share ONE
+    // Redis call (issue #4: it used to take two).
+    let before = calls_b();
+    let first = get(&b.url("/x")).await;
+    assert_eq!(first.status, 200);
+    let remaining = |got: &Got| got.header("ratelimit").unwrap_or_default().to_owned();
+    assert!(
+        remaining(&first).starts_with(r#""shared";r=2;"#),
+        "{:?}",
+        first.headers
+    );
+    assert_eq!(calls_b() - before, 1, "one Redis round trip per request");
+
+    // A block made through instance A refuses the client at B on its next request, in the
+    // same single call, and the refused requests are not counted against the limit.
+    limiter_a
+        .block("ip:127.0.0.1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let before = calls_b();
+    for _ in 0..3 {
+        let refused = get(&b.url("/y")).await;
+        assert_problem(&refused, 403, "blocked");
+    }
+    assert_eq!(
+        calls_b() - before,
+        3,
+        "one Redis round trip per blocked request"
+    );
+    limiter_a.unblock("ip:127.0.0.1").await.unwrap();
+    let after = get(&b.url("/z")).await;
+    assert_eq!(after.status, 200);
+    assert!(
+        remaining(&after).starts_with(r#""shared";r=1;"#),
+        "the blocked requests cost nothing: {:?}",
+        after.headers
+    );
+    assert_eq!(up.count(), 2, "blocked requests never reach the upstream");
+    assert_eq!(limiter_b.stats().redis_failures, 0);
+    a.stop().await;
+    b.stop().await;
+}

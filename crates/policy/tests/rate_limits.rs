@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_policy::ratelimit::{
     Decision, DecisionSource, FailureMode, Health, LimitSpec, MemoryConfig, MemoryStore,
-    RateLimiter, RedisConfig, Transition, combined_headers,
+    RateLimiter, RedisConfig, Transition, Verdict, combined_headers,
 };
 use portcullis_testkit::RedisServer;
 use tokio::sync::Mutex;
@@ -681,4 +681,84 @@ async fn a_foreign_value_under_one_key_does_not_open_the_breaker() {
         limiter.check(&limit, "good").await.source,
         DecisionSource::Redis
     );
+}
+
+#[tokio::test]
+async fn block_check_and_limit_share_one_round_trip() {
+    let _serial = SERIAL.lock().await;
+    let mut server = RedisServer::start();
+    let budget = Duration::from_millis(250);
+    let a = RateLimiter::redis(redis_config(&server, budget)).unwrap();
+    let b = RateLimiter::redis(redis_config(&server, budget)).unwrap();
+    let limit = spec("combined", 1, Duration::from_secs(3_600), 3);
+    let key = "ip:198.51.100.4";
+
+    // Not blocked: counted in Redis, shared with the other instance, one call each.
+    let before = b.stats().redis_calls;
+    let Verdict::Checked(d) = b.check_unless_blocked(key, &limit, key).await else {
+        panic!("not blocked yet");
+    };
+    assert_eq!(
+        b.stats().redis_calls,
+        before + 1,
+        "one round trip per check"
+    );
+    assert_eq!(
+        (d.allowed, d.remaining, d.source),
+        (true, 2, DecisionSource::Redis)
+    );
+    assert_eq!(
+        a.check(&limit, key).await.remaining,
+        1,
+        "the bucket is in Redis"
+    );
+
+    // A block set by ANOTHER instance applies to the very next request, which is not counted.
+    a.block(key, Duration::from_secs(30)).await.unwrap();
+    let before = b.stats().redis_calls;
+    match b.check_unless_blocked(key, &limit, key).await {
+        Verdict::Blocked(left) => assert!(left > Duration::from_secs(29), "{left:?}"),
+        other => panic!("the block made at `a` was not seen at `b`: {other:?}"),
+    }
+    assert_eq!(b.stats().redis_calls, before + 1);
+    // Lifted at `a`: `b` counts again, from where the bucket was (the blocked request cost
+    // nothing), and its local copy of the block is gone too.
+    a.unblock(key).await.unwrap();
+    let Verdict::Checked(d) = b.check_unless_blocked(key, &limit, key).await else {
+        panic!("unblocked at `a`");
+    };
+    assert_eq!((d.allowed, d.remaining), (true, 0));
+    assert_eq!(b.local_store().is_blocked(key), None);
+
+    // A block without expiry (written by an operator) blocks too.
+    let mut admin = admin(&server).await;
+    let _: () = redis::cmd("SET")
+        .arg(format!("{{t{}:bl:ip:192.0.2.99}}", server.port()))
+        .arg(1)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.check_unless_blocked("ip:192.0.2.99", &limit, "ip:192.0.2.99")
+            .await,
+        Verdict::Blocked(Duration::MAX)
+    );
+
+    // During an outage the blocks this instance saw still apply, then the failure mode does.
+    b.block("ip:192.0.2.1", Duration::from_secs(30))
+        .await
+        .unwrap();
+    server.kill();
+    assert!(matches!(
+        b.check_unless_blocked("ip:192.0.2.1", &limit, "ip:192.0.2.1")
+            .await,
+        Verdict::Blocked(_)
+    ));
+    let Verdict::Checked(d) = b
+        .check_unless_blocked("ip:192.0.2.2", &limit, "ip:192.0.2.2")
+        .await
+    else {
+        panic!("never blocked");
+    };
+    assert_eq!(d.source, DecisionSource::LocalFallback);
 }

@@ -43,8 +43,14 @@ impl GcraParams {
         } else {
             spec.per
         };
-        let emission = per.as_nanos() / u128::from(rate);
-        let emission_ns = u64::try_from(emission).unwrap_or(u64::MAX).max(1);
+        // Every check builds its parameters, so the common case divides in 64 bits: a 128-bit
+        // division is a call to `__udivti3`, several times slower. Only windows beyond 584
+        // years need the wide path.
+        let emission_ns = match u64::try_from(per.as_nanos()) {
+            Ok(per_ns) => per_ns / u64::from(rate),
+            Err(_) => u64::try_from(per.as_nanos() / u128::from(rate)).unwrap_or(u64::MAX),
+        }
+        .max(1);
         GcraParams {
             emission_ns,
             burst,
@@ -87,8 +93,14 @@ pub(crate) fn evaluate(params: &GcraParams, tat: Option<u64>, now: u64) -> Outco
         };
     }
     // How many more intervals fit between the new TAT and the horizon: the requests that could
-    // still be sent immediately.
-    let spare = (horizon - new_tat_wide) / u128::from(params.emission_ns);
+    // still be sent immediately. The slack is below `burst * T`, so it fits 64 bits unless
+    // `burst * T` exceeds 584 years; the 64-bit division is the common case (a 128-bit one is
+    // a call to `__udivti3`, several times slower).
+    let slack = horizon - new_tat_wide;
+    let spare = match u64::try_from(slack) {
+        Ok(slack) => u128::from(slack / params.emission_ns),
+        Err(_) => slack / u128::from(params.emission_ns),
+    };
     Outcome {
         allowed: true,
         new_tat,
@@ -162,6 +174,23 @@ mod tests {
         // Never below one request.
         let p = GcraParams::new(&spec(2, Duration::from_secs(1), 1), 8);
         assert_eq!((p.rate, p.burst), (1, 1));
+    }
+
+    #[test]
+    fn narrow_and_wide_arithmetic_agree() {
+        // A bucket whose span (burst * T) exceeds 2^64 ns takes the 128-bit path; a small one
+        // the 64-bit path. Both must count the same way.
+        let huge = GcraParams::new(&spec(1, Duration::from_secs(1_000_000), u32::MAX), 1);
+        assert_eq!(huge.emission_ns, 1_000_000 * 1_000_000_000);
+        let o = evaluate(&huge, None, 5);
+        assert!(o.allowed);
+        assert_eq!(o.remaining, u32::MAX - 1);
+        let small = GcraParams::new(&spec(1, Duration::from_secs(1), 5), 1);
+        let o = evaluate(&small, None, 5);
+        assert_eq!(o.remaining, 4);
+        // Windows past u64 nanoseconds clamp the interval instead of overflowing.
+        let beyond = GcraParams::new(&spec(1, Duration::from_secs(u64::MAX), 1), 1);
+        assert_eq!(beyond.emission_ns, u64::MAX);
     }
 
     #[test]

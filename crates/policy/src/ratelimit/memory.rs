@@ -17,16 +17,32 @@
 //!   (same spec). Under a key-spraying flood the newcomers therefore share one budget instead of
 //!   each getting a fresh one, which is the point: an attacker cannot buy capacity with keys.
 //!
-//! The hot path for a known key takes one read lock (limit table), hashes the key twice (shard,
-//! then map) and takes one shard mutex; lookups go by `&str`, and nothing is allocated except for
-//! a new key's entry.
+//! The hot path for a known key (issue #4: under 200 ns) finds the limit's table without a lock
+//! (an insert-only index: one acquire load and a name comparison), hashes the key ONCE and uses
+//! that hash twice, its high bits to pick the shard and the rest inside the shard's
+//! `hashbrown::HashTable`, then takes one shard mutex. Lookups go by `&str`, and nothing is
+//! allocated except for a new key's entry.
+//!
+//! The hash is foldhash keyed from the operating system's randomness ([`keyed_hasher`]). Keys are
+//! attacker-chosen, so the hash must be keyed: with a secret seed, an attacker cannot compute in
+//! advance which keys collide. foldhash is not SipHash (it only claims to be "minimally
+//! DoS-resistant": no proof, and a patient attacker timing a long-running process might learn
+//! something about the seed), but SipHash-1-3 cost about 175 instructions per 13-byte key here,
+//! the largest single item of a check, against about 30 for foldhash. The table is also bounded
+//! (`max_keys_per_limit`) and sharded, so even a successful collision attack degrades one shard's
+//! probe chains, not the process.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+
+use foldhash::SharedSeed;
+use foldhash::fast::SeedableRandomState;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
+
+use hashbrown::HashTable;
 
 use super::gcra::{self, GcraParams, Outcome};
 use super::{Decision, DecisionSource, LimitSpec, RateLimitError};
@@ -65,7 +81,7 @@ impl Default for MemoryConfig {
 pub struct MemoryStore {
     epoch: Instant,
     config: MemoryConfig,
-    tables: RwLock<HashMap<Box<str>, LimitTable>>,
+    tables: LimitIndex,
     /// Where limit names beyond `max_limits` go, so a runaway caller cannot grow the table map.
     overflow: LimitTable,
     blocks: BlockTable,
@@ -86,7 +102,7 @@ impl MemoryStore {
         MemoryStore {
             epoch: Instant::now(),
             blocks: BlockTable::new(config.max_blocks),
-            tables: RwLock::new(HashMap::new()),
+            tables: LimitIndex::new(config.max_limits),
             overflow,
             config,
         }
@@ -112,18 +128,17 @@ impl MemoryStore {
 
     /// Keys currently tracked for the limit named `limit_name` (0 if it was never checked).
     pub fn tracked_keys(&self, limit_name: &str) -> usize {
-        let tables = read(&self.tables);
-        tables
-            .get(limit_name)
+        self.tables
+            .find(limit_name)
             .map_or(0, |t| t.tracked.load(Ordering::Relaxed))
     }
 
     /// An estimate of the heap held by the rate-limit maps and the block list: table capacity
     /// times entry size, plus key bytes. For tests and a gauge; walks every map, so not per request.
     pub fn approx_memory_bytes(&self) -> usize {
-        let tables = read(&self.tables);
-        let limits: usize = tables
-            .values()
+        let limits: usize = self
+            .tables
+            .iter()
             .chain(std::iter::once(&self.overflow))
             .map(LimitTable::approx_bytes)
             .sum();
@@ -135,9 +150,9 @@ impl MemoryStore {
     /// shrink after a burst of one-off clients even when no new keys arrive.
     pub fn evict_idle(&self) -> usize {
         let now = self.nanos(Instant::now());
-        let tables = read(&self.tables);
-        let limits: usize = tables
-            .values()
+        let limits: usize = self
+            .tables
+            .iter()
             .chain(std::iter::once(&self.overflow))
             .map(|t| t.sweep(now))
             .sum();
@@ -187,46 +202,125 @@ impl MemoryStore {
         key: &str,
         now: u64,
     ) -> Decision {
-        {
-            let tables = read(&self.tables);
-            if let Some(table) = tables.get(name) {
-                return table.check(params, key, now);
-            }
+        if let Some(table) = self.tables.find(name) {
+            return table.check(params, key, now);
         }
-        // First use of this limit name: create its table under the write lock, then check.
-        let mut tables = write(&self.tables);
-        if !tables.contains_key(name) {
-            if tables.len() >= self.config.max_limits {
-                drop(tables);
+        // First use of this limit name: create its table (under the index's mutex), then check.
+        match self.tables.find_or_create(name, &self.config) {
+            Some(table) => table.check(params, key, now),
+            None => {
                 tracing::warn!(
                     limit = name,
                     max_limits = self.config.max_limits,
                     "rate limit names exceed max_limits; sharing the overflow table"
                 );
-                return self.overflow.check(params, key, now);
+                self.overflow.check(params, key, now)
             }
-            tables.insert(name.into(), LimitTable::new(name, &self.config));
-        }
-        match tables.get(name) {
-            Some(table) => table.check(params, key, now),
-            // Unreachable (inserted above under the same lock), but the overflow table is a safe
-            // answer and keeps this path free of panics.
-            None => self.overflow.check(params, key, now),
         }
     }
 }
 
-/// One lock shard of a limit: key -> TAT (store nanoseconds).
-type Shard = Mutex<HashMap<Box<str>, u64>>;
+/// The limit tables by name: open addressing over insert-only `OnceLock` slots. A check finds its
+/// table without taking a lock (one acquire load per probe and a name comparison) where a
+/// `RwLock<HashMap>` cost two atomic read-modify-writes on a shared cache line plus a SipHash of
+/// the name on every request. Tables are never removed (names are bounded by `max_limits`), so a
+/// probe chain can only grow and a reader that misses a concurrent insert just takes the creation
+/// path, which looks again under the mutex.
+#[derive(Debug)]
+struct LimitIndex {
+    /// A power of two at least twice `max`: the index is never more than half full, so probe
+    /// chains stay short and always reach an empty slot.
+    slots: Box<[OnceLock<Box<LimitTable>>]>,
+    /// Limit names come from configuration, not from clients; the keyed hash is used anyway, as
+    /// it costs next to nothing.
+    hasher: SeedableRandomState,
+    /// Tables created; held while creating, so one name never gets two slots.
+    created: Mutex<usize>,
+    max: usize,
+}
+
+impl LimitIndex {
+    fn new(max: usize) -> Self {
+        let len = max.saturating_mul(2).next_power_of_two().max(2);
+        LimitIndex {
+            slots: (0..len).map(|_| OnceLock::new()).collect(),
+            hasher: keyed_hasher(),
+            created: Mutex::new(0),
+            max,
+        }
+    }
+
+    /// Slot indexes in probe order for `name`: linear probing from its hash.
+    fn probe(&self, name: &str) -> impl Iterator<Item = usize> {
+        let mask = self.slots.len() - 1;
+        // Truncation is intended: only the low bits select the first slot.
+        let start = self.hasher.hash_one(name) as usize;
+        (0..self.slots.len()).map(move |i| start.wrapping_add(i) & mask)
+    }
+
+    fn find(&self, name: &str) -> Option<&LimitTable> {
+        for i in self.probe(name) {
+            let table = self.slots[i].get()?;
+            if *table.name == *name {
+                return Some(table);
+            }
+        }
+        None
+    }
+
+    /// The table for `name`, created if absent; `None` when `max` tables exist already.
+    fn find_or_create(&self, name: &str, config: &MemoryConfig) -> Option<&LimitTable> {
+        let mut created = lock(&self.created);
+        for i in self.probe(name) {
+            if let Some(table) = self.slots[i].get() {
+                if *table.name == *name {
+                    return Some(table);
+                }
+                continue;
+            }
+            if *created >= self.max {
+                return None;
+            }
+            *created += 1;
+            // Only creators write slots, and they hold `created`: this slot is still empty.
+            return Some(self.slots[i].get_or_init(|| Box::new(LimitTable::new(name, config))));
+        }
+        None
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &LimitTable> {
+        self.slots
+            .iter()
+            .filter_map(|slot| slot.get().map(|t| &**t))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        *lock(&self.created)
+    }
+}
+
+/// One tracked key: its name and its TAT (store nanoseconds).
+#[derive(Debug)]
+struct Entry {
+    key: Box<str>,
+    tat: u64,
+}
+
+/// One lock shard of a limit. A `HashTable` rather than a `HashMap`: the caller hashes the key
+/// once and uses that hash for both the shard and the slot.
+type Shard = Mutex<HashTable<Entry>>;
 
 /// One limit's keys: sharded maps of key -> TAT, an exact count, and the shared fallback bucket.
 #[derive(Debug)]
 struct LimitTable {
     name: Arc<str>,
     shards: Box<[Shard]>,
-    /// Chooses the shard. Each shard map keeps its own random hasher: reusing this one would put
-    /// keys with equal low hash bits into one shard AND one probe sequence.
-    shard_hasher: RandomState,
+    /// The one keyed hash of a key (see the module docs). Bits 32..56 pick the shard;
+    /// the shard's table uses the low bits for the bucket and the top 7 as tags, so the shard
+    /// choice is independent of the position inside the shard (the same bits for both would
+    /// crowd each shard's keys into a fraction of its buckets).
+    hasher: SeedableRandomState,
     tracked: AtomicUsize,
     cap: usize,
     /// TAT of the bucket shared by new keys once the map is full (0 = full bucket).
@@ -238,13 +332,13 @@ struct LimitTable {
 impl LimitTable {
     fn new(name: &str, config: &MemoryConfig) -> Self {
         let shards = (0..config.shards)
-            .map(|_| Mutex::new(HashMap::new()))
+            .map(|_| Mutex::new(HashTable::new()))
             .collect::<Vec<_>>()
             .into_boxed_slice();
         LimitTable {
             name: name.into(),
             shards,
-            shard_hasher: RandomState::new(),
+            hasher: keyed_hasher(),
             tracked: AtomicUsize::new(0),
             cap: config.max_keys_per_limit,
             fallback_tat: AtomicU64::new(0),
@@ -253,26 +347,38 @@ impl LimitTable {
         }
     }
 
-    fn shard(&self, key: &str) -> &Shard {
-        let hash = self.shard_hasher.hash_one(key);
-        // Truncation is intended: only the low bits pick a shard. `shards` is never empty
-        // (`MemoryStore::new` clamps it to at least 1), so the index is always in bounds.
-        let index = (hash as usize) % self.shards.len();
-        &self.shards[index]
+    fn shard(&self, hash: u64) -> &Shard {
+        // 24 bits above the low word: see `hasher`. `shards` is never empty (`MemoryStore::new`
+        // clamps it to at least 1), so the index is always in bounds.
+        let high = usize::try_from((hash >> 32) & 0x00ff_ffff).unwrap_or(0);
+        &self.shards[high % self.shards.len()]
+    }
+
+    /// Rehashes an entry when its shard's table grows or shrinks (amortised; never per check).
+    fn rehash(&self) -> impl Fn(&Entry) -> u64 + '_ {
+        |entry| self.hasher.hash_one(&*entry.key)
     }
 
     fn check(&self, params: &GcraParams, key: &str, now: u64) -> Decision {
-        let shard = self.shard(key);
+        let hash = self.hasher.hash_one(key);
+        let shard = self.shard(hash);
         {
             let mut map = lock(shard);
-            if let Some(tat) = map.get_mut(key) {
-                let outcome = gcra::evaluate(params, Some(*tat), now);
-                *tat = outcome.new_tat;
+            if let Some(entry) = map.find_mut(hash, |e| *e.key == *key) {
+                let outcome = gcra::evaluate(params, Some(entry.tat), now);
+                entry.tat = outcome.new_tat;
                 return self.decision(params, &outcome, DecisionSource::Memory);
             }
             if self.reserve() {
                 let outcome = gcra::evaluate(params, None, now);
-                map.insert(key.into(), outcome.new_tat);
+                map.insert_unique(
+                    hash,
+                    Entry {
+                        key: key.into(),
+                        tat: outcome.new_tat,
+                    },
+                    self.rehash(),
+                );
                 return self.decision(params, &outcome, DecisionSource::Memory);
             }
         }
@@ -281,12 +387,23 @@ impl LimitTable {
         if self.sweep_if_due(now) && self.reserve() {
             let mut map = lock(shard);
             // Another thread may have inserted the same key meanwhile; then give the slot back.
-            let entry_tat = map.get(key).copied();
-            let outcome = gcra::evaluate(params, entry_tat, now);
-            if entry_tat.is_some() {
-                self.release(1);
-            }
-            map.insert(key.into(), outcome.new_tat);
+            let outcome = match map.find_mut(hash, |e| *e.key == *key) {
+                Some(entry) => {
+                    self.release(1);
+                    let outcome = gcra::evaluate(params, Some(entry.tat), now);
+                    entry.tat = outcome.new_tat;
+                    outcome
+                }
+                None => {
+                    let outcome = gcra::evaluate(params, None, now);
+                    let entry = Entry {
+                        key: key.into(),
+                        tat: outcome.new_tat,
+                    };
+                    map.insert_unique(hash, entry, self.rehash());
+                    outcome
+                }
+            };
             return self.decision(params, &outcome, DecisionSource::Memory);
         }
         let outcome = self.check_fallback(params, now);
@@ -356,13 +473,13 @@ impl LimitTable {
         for shard in &self.shards {
             let mut map = lock(shard);
             let before = map.len();
-            map.retain(|_, tat| *tat > now);
+            map.retain(|e| e.tat > now);
             removed += before - map.len();
             // Give memory back after a flood has drained, but not on every small sweep: shrinking
             // only when three quarters of the room is unused keeps steady states rehash-free.
             if map.capacity() > 64 && map.len() < map.capacity() / 4 {
                 let target = map.len() * 2;
-                map.shrink_to(target);
+                map.shrink_to(target, self.rehash());
             }
         }
         self.release(removed);
@@ -370,12 +487,12 @@ impl LimitTable {
     }
 
     fn approx_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(Box<str>, u64)>() + 1;
+        let entry = std::mem::size_of::<Entry>() + 1;
         self.shards
             .iter()
             .map(|shard| {
                 let map = lock(shard);
-                map.capacity() * entry + map.keys().map(|k| k.len()).sum::<usize>()
+                map.capacity() * entry + map.iter().map(|e| e.key.len()).sum::<usize>()
             })
             .sum()
     }
@@ -466,6 +583,18 @@ impl BlockTable {
         map.capacity() * (std::mem::size_of::<(Box<str>, u64)>() + 1)
             + map.keys().map(|k| k.len()).sum::<usize>()
     }
+}
+
+/// A foldhash builder keyed from the operating system's randomness. foldhash's own
+/// `RandomState` seeds itself from addresses and the time (it documents that it does not aim at
+/// HashDoS resistance); std's `RandomState` draws its keys from the OS, so its output, which an
+/// attacker never sees, makes a secret seed. One shared seed per process (deriving it is not
+/// free) and a fresh per-table seed, so two tables never collide on the same keys.
+fn keyed_hasher() -> SeedableRandomState {
+    static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+    let secret = || RandomState::new().hash_one(0x5eed_u64);
+    let shared = SHARED.get_or_init(|| SharedSeed::from_u64(secret()));
+    SeedableRandomState::with_seed(secret(), shared)
 }
 
 pub(crate) fn duration_ns(d: Duration) -> u64 {
@@ -596,7 +725,7 @@ mod tests {
             };
             assert!(store.check(&limit, "k").allowed || name == "d");
         }
-        assert_eq!(read(&store.tables).len(), 2);
+        assert_eq!(store.tables.len(), 2);
         assert_eq!(store.tracked_keys("c"), 0);
     }
 }

@@ -27,11 +27,15 @@
 //! while let Some(t) = limiter.next_transition().await { warn!(?t, "rate limit store"); }
 //! every 10 s: limiter.evict_idle();
 //!
-//! // per request:
-//! if let Some(left) = limiter.is_blocked(&ip_key).await { /* 403/429, Retry-After: left */ }
-//! let d = match limiter.check_now(&spec, &key) {              // no await when no I/O is needed
+//! // per request: the block list and the first limit in one call (Redis: one round trip)
+//! let d = match limiter.check_unless_blocked(&ip_key, &spec, &key).await {
+//!     Verdict::Blocked(left) => { /* 403, Retry-After: left; not counted */ }
+//!     Verdict::Checked(d) => d,
+//! };
+//! // further limits:
+//! let d2 = match limiter.check_now(&spec2, &key2) {           // no await when no I/O is needed
 //!     Some(d) => d,
-//!     None => limiter.check(&spec, &key).await,               // Redis: one round trip, <= budget
+//!     None => limiter.check(&spec2, &key2).await,             // Redis: one round trip, <= budget
 //! };
 //! if d.unavailable { 503 + Retry-After: d.retry_after_secs() }
 //! else if !d.allowed { 429 + Retry-After: d.retry_after_secs() + d.headers() }
@@ -207,6 +211,15 @@ impl Decision {
     }
 }
 
+/// The answer to [`RateLimiter::check_unless_blocked`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The block key is blocked for this long more; the request was NOT counted.
+    Blocked(Duration),
+    /// Not blocked: the limit's decision (the request was counted).
+    Checked(Decision),
+}
+
 /// Who made a [`Decision`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DecisionSource {
@@ -341,6 +354,26 @@ impl RateLimiter {
         match &self.backend {
             Backend::Memory { store, .. } => store.check(limit, key),
             Backend::Redis(store) => store.check(limit, key).await,
+        }
+    }
+
+    /// [`is_blocked`](Self::is_blocked) for `block_key`, then, unless blocked,
+    /// [`check`](Self::check) of `key` under `limit`, in one store call: for Redis ONE round trip
+    /// instead of two, with the block still read from Redis (a block set by any instance applies
+    /// to the next request). A blocked request is not counted. Never fails; with Redis
+    /// unreachable, the blocks this instance knows of and the failure mode apply.
+    pub async fn check_unless_blocked(
+        &self,
+        block_key: &str,
+        limit: &LimitSpec,
+        key: &str,
+    ) -> Verdict {
+        match &self.backend {
+            Backend::Memory { store, .. } => match store.is_blocked(block_key) {
+                Some(left) => Verdict::Blocked(left),
+                None => Verdict::Checked(store.check(limit, key)),
+            },
+            Backend::Redis(store) => store.check_unless_blocked(block_key, limit, key).await,
         }
     }
 
@@ -531,6 +564,18 @@ mod tests {
         assert_eq!(limiter.take_transition(), None);
         limiter.block("ip:1", Duration::from_secs(5)).await.unwrap();
         assert!(limiter.is_blocked("ip:1").await.is_some());
+        // Blocked: refused without counting; not blocked: counted like `check`.
+        let fresh = LimitSpec::new("f", 1, Duration::from_secs(60), 1).unwrap();
+        assert!(matches!(
+            limiter.check_unless_blocked("ip:1", &fresh, "ip:1").await,
+            Verdict::Blocked(left) if left > Duration::from_secs(4)
+        ));
+        assert_eq!(limiter.tracked_keys("f"), 0);
+        let Verdict::Checked(d) = limiter.check_unless_blocked("ip:2", &fresh, "ip:2").await else {
+            panic!("ip:2 is not blocked");
+        };
+        assert!(d.allowed);
+        assert_eq!(limiter.tracked_keys("f"), 1);
         assert_eq!(limiter.list_blocks().await.len(), 1);
         limiter.unblock("ip:1").await.unwrap();
         assert_eq!(limiter.is_blocked("ip:1").await, None);

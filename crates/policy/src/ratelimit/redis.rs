@@ -2,9 +2,17 @@
 //! list.
 //!
 //! - **One round trip per check.** The whole GCRA step (read TAT, decide, write TAT with its TTL)
-//!   runs in one Lua script, so it is atomic without WATCH/MULTI retries. [`::redis::Script`] sends
-//!   EVALSHA and, after a `SCRIPT FLUSH` or a Redis restart, reloads on NOSCRIPT by itself (that
-//!   one check costs three round trips).
+//!   runs in one Lua script, so it is atomic without WATCH/MULTI retries. The script can also
+//!   look up a block-list entry first ([`RedisStore::check_unless_blocked`]): the gateway's
+//!   IP-block lookup and its first limit then cost ONE round trip per request instead of two
+//!   (issue #4), and the block is still read from Redis on every request, so a block set by any
+//!   instance applies to the next request everywhere. A blocked request is not counted. The
+//!   command is EVALSHA, written straight into one buffer (no per-argument vectors); after a
+//!   `SCRIPT FLUSH` or a Redis restart the NOSCRIPT answer is followed by one EVAL with the
+//!   source, which also caches the script again.
+//! - **Batching.** Concurrent checks share the multiplexed connection: its writer drains every
+//!   command queued before it runs and flushes once, so requests that arrive in the same tick
+//!   leave in one write (and Redis answers them in one read), with no batching delay added here.
 //! - **Redis's clock.** The script reads `TIME`, so gateways with skewed clocks still agree. Since
 //!   Redis 5, scripts replicate their effects rather than themselves, which is what allows a
 //!   non-deterministic `TIME` before a write.
@@ -29,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{RedisResult, Script};
+use ::redis::{Cmd, ErrorKind, RedisResult, RedisWrite, Script, ServerErrorKind, ToRedisArgs};
 use tokio::sync::watch;
 
 use super::breaker::{Admission, CircuitBreaker};
@@ -37,13 +45,25 @@ use super::gcra::GcraParams;
 use super::memory::duration_ns;
 use super::{
     Decision, DecisionSource, FailureMode, Health, LimitSpec, MemoryConfig, MemoryStore,
-    RateLimitError, Stats, Transition,
+    RateLimitError, Stats, Transition, Verdict,
 };
 
-/// GCRA in Redis. KEYS[1] = bucket; ARGV[1] = emission interval (µs); ARGV[2] = burst.
-/// Returns `{allowed (0/1), remaining, reset_after µs, retry_after µs}`. Mirrors
-/// `gcra::evaluate`; numbers are Lua doubles, exact for microsecond timestamps (< 2^53).
+/// GCRA in Redis. KEYS[1] = bucket; KEYS[2], optional, = a block-list entry to honour first;
+/// ARGV[1] = emission interval (µs); ARGV[2] = burst.
+/// Returns `{allowed (0/1), remaining, reset_after µs, retry_after µs, block}` where `block` is
+/// the entry's PTTL in ms when it blocks (> 0, or -1 for no expiry: the request is then NOT
+/// counted), else -2. Mirrors `gcra::evaluate`; numbers are Lua doubles, exact for microsecond
+/// timestamps (< 2^53).
+///
+/// Two keys in one script: on a Redis Cluster they would have to share a slot, which this
+/// store does not need (it talks to one Redis through a non-cluster connection).
 const GCRA_LUA: &str = r"
+if KEYS[2] then
+  local block = redis.call('PTTL', KEYS[2])
+  if block > 0 or block == -1 then
+    return {0, 0, 0, 0, block}
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -55,13 +75,16 @@ end
 local new_tat = tat + interval
 local allow_at = new_tat - interval * burst
 if now < allow_at then
-  return {0, 0, tat - now, allow_at - now}
+  return {0, 0, tat - now, allow_at - now, -2}
 end
 local ttl = new_tat - now
 -- %.0f: Lua 5.1's default number format (%.14g) would round a 16-digit timestamp.
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil(ttl / 1000)))
-return {1, math.floor((now - allow_at) / interval), ttl, 0}
+return {1, math.floor((now - allow_at) / interval), ttl, 0, -2}
 ";
+
+/// The script's answer: allowed (0/1), remaining, reset_after µs, retry_after µs, block PTTL.
+type GcraReply = (i64, i64, i64, i64, i64);
 
 /// Longest block accepted (100 years); longer requests are shortened to it.
 const MAX_BLOCK_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3_600);
@@ -233,34 +256,85 @@ impl RedisStore {
     /// open, applies the failure mode. Returns within the budget.
     pub async fn check(&self, limit: &LimitSpec, key: &str) -> Decision {
         let params = GcraParams::new(limit, 1);
+        match self
+            .call("check", self.gcra(&params, limit, key, None))
+            .await
+        {
+            Ok(reply) => redis_decision(limit, &params, reply),
+            Err(err) => self.degraded(limit, key, &err),
+        }
+    }
+
+    /// Whether `block_key` is blocked and, if not, one request counted for `key` under `limit`:
+    /// the block-list lookup and the check in ONE round trip (see the module docs). On failure,
+    /// or while the breaker is open, the local block mirror answers and then the failure mode
+    /// applies, as [`is_blocked`](Self::is_blocked) followed by [`check`](Self::check) would.
+    pub async fn check_unless_blocked(
+        &self,
+        block_key: &str,
+        limit: &LimitSpec,
+        key: &str,
+    ) -> Verdict {
+        let params = GcraParams::new(limit, 1);
+        let call = self.gcra(&params, limit, key, Some(block_key));
+        match self.call("check", call).await {
+            Ok(reply) => match pttl(reply.4) {
+                Some(left) => {
+                    self.mirror_block(block_key, left);
+                    Verdict::Blocked(left)
+                }
+                None => {
+                    // Lifted (or never set) in Redis: lift the local copy too. Costs one atomic
+                    // load when this instance knows of no blocks.
+                    self.local.unblock(block_key);
+                    Verdict::Checked(redis_decision(limit, &params, reply))
+                }
+            },
+            Err(err) => match self.local.is_blocked(block_key) {
+                Some(left) => Verdict::Blocked(left),
+                None => Verdict::Checked(self.degraded(limit, key, &err)),
+            },
+        }
+    }
+
+    /// The GCRA script for `key` (and, optionally, the block entry of `block_key`) as one
+    /// EVALSHA, falling back to EVAL with the source when Redis lost its script cache.
+    async fn gcra(
+        &self,
+        params: &GcraParams,
+        limit: &LimitSpec,
+        key: &str,
+        block_key: Option<&str>,
+    ) -> RedisResult<GcraReply> {
         // Redis's clock has microsecond resolution; `validate` guarantees T >= 1 µs.
         let interval_us = (params.emission_ns / 1_000).max(1);
-        let mut conn = self.conn.clone();
-        // The key is built inside the future, which runs only if the breaker lets the call
-        // through: an open breaker costs no allocation.
-        let call = async {
-            let bucket = self.redis_key("rl", &limit.name, key);
-            self.script
-                .key(&bucket)
-                .arg(interval_us)
-                .arg(params.burst)
-                .invoke_async::<(i64, i64, i64, i64)>(&mut conn)
-                .await
+        let prefix = self.config.key_prefix.as_str();
+        let bucket = KeyName::new(prefix, "rl", &limit.name, key);
+        let block = block_key.map(|k| KeyName::new(prefix, "bl", "", k));
+        let command = |name: &str, script: &str| {
+            // One buffer for the whole command, sized up front: the key names are written into
+            // it directly, where `ScriptInvocation` built a vector per argument plus a key string.
+            let data = 64 + script.len() + bucket.len() + block.as_ref().map_or(0, KeyName::len);
+            let mut cmd = Cmd::with_capacity(7, data);
+            cmd.arg(name)
+                .arg(script)
+                .arg(1 + usize::from(block.is_some()))
+                .arg(&bucket);
+            if let Some(block) = &block {
+                cmd.arg(block);
+            }
+            cmd.arg(interval_us).arg(params.burst);
+            cmd
         };
-        match self.call("check", call).await {
-            Ok((allowed, remaining, reset_us, retry_us)) => Decision {
-                allowed: allowed == 1,
-                limit: params.rate,
-                window: params.per,
-                burst: params.burst,
-                remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
-                reset_after: micros(reset_us),
-                retry_after: (allowed != 1).then(|| micros(retry_us)),
-                unavailable: false,
-                source: DecisionSource::Redis,
-                policy: Arc::from(limit.name.as_str()),
-            },
-            Err(err) => self.degraded(limit, key, &err),
+        let mut conn = self.conn.clone();
+        match command("EVALSHA", self.script.get_hash())
+            .query_async(&mut conn)
+            .await
+        {
+            Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                command("EVAL", GCRA_LUA).query_async(&mut conn).await
+            }
+            answer => answer,
         }
     }
 
@@ -309,16 +383,7 @@ impl RedisStore {
             Ok(ms) => {
                 let remaining = pttl(ms);
                 match remaining {
-                    Some(left) => {
-                        // Mirror it so the block survives a Redis outage on this instance too.
-                        let until = self
-                            .local
-                            .nanos(Instant::now())
-                            .saturating_add(duration_ns(left));
-                        if let Err(err) = self.local.block_until(key, until) {
-                            tracing::debug!(%err, "block not mirrored locally");
-                        }
-                    }
+                    Some(left) => self.mirror_block(key, left),
                     None => {
                         self.local.unblock(key);
                     }
@@ -326,6 +391,17 @@ impl RedisStore {
                 remaining
             }
             Err(_) => self.local.is_blocked(key),
+        }
+    }
+
+    /// Records a block seen in Redis locally, so it survives a Redis outage on this instance too.
+    fn mirror_block(&self, key: &str, left: Duration) {
+        let until = self
+            .local
+            .nanos(Instant::now())
+            .saturating_add(duration_ns(left));
+        if let Err(err) = self.local.block_until(key, until) {
+            tracing::debug!(%err, "block not mirrored locally");
         }
     }
 
@@ -526,6 +602,79 @@ impl RedisStore {
     }
 }
 
+/// A Redis key name, `{<prefix>:<kind>:<limit>:<key>}` (no `<limit>:` when empty), written into
+/// a command without building a `String` first. Same layout as [`RedisStore::redis_key`].
+struct KeyName<'a> {
+    prefix: &'a str,
+    kind: &'a str,
+    limit: &'a str,
+    key: &'a str,
+}
+
+impl<'a> KeyName<'a> {
+    fn new(prefix: &'a str, kind: &'a str, limit: &'a str, key: &'a str) -> Self {
+        KeyName {
+            prefix,
+            kind,
+            limit,
+            key,
+        }
+    }
+
+    fn len(&self) -> usize {
+        let limit = if self.limit.is_empty() {
+            0
+        } else {
+            self.limit.len() + 1
+        };
+        self.prefix.len() + self.kind.len() + limit + self.key.len() + 4
+    }
+
+    /// The pieces of the name, in order.
+    fn parts(&self) -> impl Iterator<Item = &'a str> {
+        let limit: [&'a str; 2] = if self.limit.is_empty() {
+            ["", ""]
+        } else {
+            [self.limit, ":"]
+        };
+        ["{", self.prefix, ":", self.kind, ":"]
+            .into_iter()
+            .chain(limit)
+            .chain([self.key, "}"])
+    }
+}
+
+impl ToRedisArgs for KeyName<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + RedisWrite,
+    {
+        use std::io::Write as _;
+        let mut arg = out.writer_for_next_arg();
+        // Writing into the command's in-memory buffer cannot fail.
+        for part in self.parts() {
+            let _ = arg.write_all(part.as_bytes());
+        }
+    }
+}
+
+/// The decision from the script's answer.
+fn redis_decision(limit: &LimitSpec, params: &GcraParams, reply: GcraReply) -> Decision {
+    let (allowed, remaining, reset_us, retry_us, _) = reply;
+    Decision {
+        allowed: allowed == 1,
+        limit: params.rate,
+        window: params.per,
+        burst: params.burst,
+        remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+        reset_after: micros(reset_us),
+        retry_after: (allowed != 1).then(|| micros(retry_us)),
+        unavailable: false,
+        source: DecisionSource::Redis,
+        policy: Arc::from(limit.name.as_str()),
+    }
+}
+
 /// The gateway's key inside a block entry's Redis name.
 fn block_key_of<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
     name.strip_prefix(prefix)?.strip_suffix('}')
@@ -621,5 +770,14 @@ mod tests {
             "{portcullis:rl:per-ip:ip:1.2.3.4}"
         );
         assert_eq!(store.redis_key("bl", "", "ip:1"), "{portcullis:bl:ip:1}");
+        // The names written straight into commands are the same bytes, and `len` is exact.
+        for (kind, limit, key) in [("rl", "per-ip", "ip:1.2.3.4"), ("bl", "", "ip:1")] {
+            let name = KeyName::new("portcullis", kind, limit, key);
+            let mut args: Vec<Vec<u8>> = Vec::new();
+            name.write_redis_args(&mut args);
+            let expected = store.redis_key(kind, limit, key);
+            assert_eq!(args, [expected.as_bytes()]);
+            assert_eq!(name.len(), expected.len());
+        }
     }
 }
