@@ -85,7 +85,7 @@ pub struct RequestContext {
     pub findings: Vec<Finding>,
     pub authenticated: bool,
     /// The verified caller, once the authenticate stage has run.
-    pub identity: Option<portcullis_identity::Identity>,
+    pub identity: Option<Arc<portcullis_identity::Identity>>,
     /// `RateLimit-Policy` / `RateLimit` values for an allowed response, when the route sends them.
     pub rate_headers: Option<(String, String)>,
     pub body: Arc<crate::body::BodyState>,

@@ -48,7 +48,7 @@ pub async fn forward(
         &mut headers,
         settings.identity,
         &route.config.auth,
-        ctx.identity.as_ref(),
+        ctx.identity.as_deref(),
     );
     let peer = ctx.conn.peer.ip();
     set_forwarding_headers(

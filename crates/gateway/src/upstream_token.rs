@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lc_rs::signature::{self, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderValue;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use portcullis_identity::Identity;
 use serde::Serialize;
@@ -42,7 +43,9 @@ pub struct UpstreamSigner {
     issuer: String,
     audience: Option<String>,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (String, u64)>>,
+    /// Caller key → (the token as a ready header value, its `exp`). A `HeaderValue` is
+    /// shared bytes, so a hit hands out a reference count, not a copy of the token.
+    cache: Mutex<HashMap<String, (HeaderValue, u64)>>,
 }
 
 impl std::fmt::Debug for UpstreamSigner {
@@ -138,16 +141,18 @@ impl UpstreamSigner {
         &self.jwks
     }
 
-    /// A token for `identity`, reused while more than half its lifetime remains.
-    pub fn token_for(&self, identity: &Identity) -> Option<String> {
+    /// A token for `identity`, as the header value sent upstream, reused while more than
+    /// half its lifetime remains.
+    pub fn token_for(&self, identity: &Identity) -> Option<HeaderValue> {
         let now = unix_now();
-        let cache_key = format!(
-            "{:?}\u{0}{}\u{0}{}\u{0}{}",
-            identity.method,
-            identity.principal,
-            identity.credential_id.as_deref().unwrap_or(""),
-            identity.scopes.join(" ")
-        );
+        let method = match identity.method {
+            portcullis_identity::AuthMethod::ApiKey => "api_key",
+            portcullis_identity::AuthMethod::Basic => "pwd",
+            portcullis_identity::AuthMethod::Jwt => "jwt",
+            portcullis_identity::AuthMethod::Introspection => "introspection",
+            portcullis_identity::AuthMethod::Mtls => "mtls",
+        };
+        let cache_key = cache_key(method, identity);
         let ttl = self.ttl.as_secs().max(2);
         if let Ok(cache) = self.cache.lock()
             && let Some((token, exp)) = cache.get(&cache_key)
@@ -156,13 +161,6 @@ impl UpstreamSigner {
             return Some(token.clone());
         }
         let scope = identity.scopes.join(" ");
-        let method = match identity.method {
-            portcullis_identity::AuthMethod::ApiKey => "api_key",
-            portcullis_identity::AuthMethod::Basic => "pwd",
-            portcullis_identity::AuthMethod::Jwt => "jwt",
-            portcullis_identity::AuthMethod::Introspection => "introspection",
-            portcullis_identity::AuthMethod::Mtls => "mtls",
-        };
         let claims = Claims {
             iss: &self.issuer,
             aud: self.audience.as_deref(),
@@ -180,6 +178,8 @@ impl UpstreamSigner {
         });
         header.kid = Some(self.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &self.key).ok()?;
+        // A compact JWS is base64url and dots: always a valid header value.
+        let token = HeaderValue::try_from(token).ok()?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= MAX_CACHED {
                 cache.retain(|_, (_, exp)| *exp > now + ttl / 2);
@@ -191,6 +191,27 @@ impl UpstreamSigner {
         }
         Some(token)
     }
+}
+
+/// What a cached token stands for: everything its claims say about the caller, NUL-separated
+/// (NUL cannot occur in any of them, so two different callers never share a key). Built
+/// with one allocation, no formatting machinery: this runs on every request that carries the
+/// token.
+fn cache_key(method: &str, identity: &Identity) -> String {
+    let credential_id = identity.credential_id.as_deref().unwrap_or("");
+    let scopes_len: usize = identity.scopes.iter().map(|s| s.len() + 1).sum();
+    let mut key = String::with_capacity(
+        method.len() + identity.principal.len() + credential_id.len() + scopes_len + 3,
+    );
+    for part in [method, identity.principal.as_str(), credential_id] {
+        key.push_str(part);
+        key.push('\0');
+    }
+    for scope in &identity.scopes {
+        key.push_str(scope);
+        key.push(' ');
+    }
+    key
 }
 
 fn unix_now() -> u64 {
@@ -261,6 +282,7 @@ mod tests {
             )
             .unwrap();
             let token = signer.token_for(&identity()).unwrap();
+            let token = token.to_str().unwrap().to_owned();
             let jwk: jsonwebtoken::jwk::Jwk =
                 serde_json::from_value(signer.jwks()["keys"][0].clone()).unwrap();
             let key = DecodingKey::from_jwk(&jwk).unwrap();
@@ -275,7 +297,11 @@ mod tests {
             assert_eq!(data.claims["scope"], "orders:read");
             assert_eq!(data.claims["amr"][0], "jwt");
             // Reused for the same caller while fresh.
-            assert_eq!(signer.token_for(&identity()).unwrap(), token);
+            assert_eq!(signer.token_for(&identity()).unwrap(), token.as_str());
+            // Another caller gets another token.
+            let mut bob = identity();
+            bob.principal = "bob".into();
+            assert_ne!(signer.token_for(&bob).unwrap(), token.as_str());
         }
     }
 }

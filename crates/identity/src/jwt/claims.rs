@@ -6,6 +6,7 @@
 //! rather than parsed as a number (or silently skipped, as a lenient validator might).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -24,7 +25,9 @@ pub(crate) struct ClaimPolicy {
 /// A validated token: who it identifies and until when.
 #[derive(Debug, Clone)]
 pub(crate) struct Validated {
-    pub identity: Identity,
+    /// Shared, not owned: every cache hit hands out this `Arc` (a reference-count increment)
+    /// rather than a deep copy of the claims map.
+    pub identity: Arc<Identity>,
     pub exp: f64,
     pub nbf: Option<f64>,
 }
@@ -86,14 +89,14 @@ pub(crate) fn validate(
     }
 
     let credential_id = jti.map(str::to_owned);
-    let identity = Identity {
+    let identity = Arc::new(Identity {
         method: AuthMethod::Jwt,
         principal,
         credential_id,
         scopes,
         claims: claims.into_iter().collect::<BTreeMap<_, _>>(),
         tier: None,
-    };
+    });
     Ok(Validated { identity, exp, nbf })
 }
 
@@ -287,9 +290,9 @@ mod tests {
             id.as_ref().map(|i| i.scopes.clone()),
             Ok(vec!["read".into(), "write".into()])
         );
-        let v = check(json!({"scp": ["a", "b"]})).map(|v| v.identity.scopes);
+        let v = check(json!({"scp": ["a", "b"]})).map(|v| v.identity.scopes.clone());
         assert_eq!(v, Ok(vec!["a".to_owned(), "b".to_owned()]));
-        let v = check(json!({"scp": "a b"})).map(|v| v.identity.scopes);
+        let v = check(json!({"scp": "a b"})).map(|v| v.identity.scopes.clone());
         assert_eq!(v, Ok(vec!["a".to_owned(), "b".to_owned()]));
     }
 }

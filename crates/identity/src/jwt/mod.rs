@@ -47,10 +47,12 @@
 //!
 //! # Verification cache
 //!
-//! A verified token is remembered (by SHA-256 of the token) until its `exp`, bounded to
-//! `cache_max_entries`; a repeat skips parsing and the signature check. A hit is re-checked
-//! against the clock (`exp`, `nbf`) and against the current key set (a key withdrawn from the
-//! JWKS stops vouching for its cached tokens). Failures are never cached.
+//! A verified token is remembered (the whole token, found by a keyed hash and compared in full
+//! in constant time) until its `exp`, bounded to `cache_max_entries`; a repeat skips parsing
+//! and the signature check. A hit is re-checked against the clock (`exp`, `nbf`) and against
+//! the current key set (a key withdrawn from the JWKS stops vouching for its cached tokens).
+//! Failures are never cached. A hit shares the cached [`Identity`] (`Arc`): nothing about the
+//! token is copied, parsed or hashed with SHA-256 again.
 
 mod cache;
 mod claims;
@@ -65,7 +67,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use jsonwebtoken::Algorithm;
 
-use self::cache::{Entry, TokenHash, VerificationCache, token_hash};
+use self::cache::{Entry, VerificationCache};
 use self::claims::{ClaimPolicy, Validated};
 pub use self::config::{
     DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_JWKS_CACHE_TTL, DEFAULT_JWKS_REFRESH_MIN_INTERVAL,
@@ -248,7 +250,10 @@ impl JwtVerifier {
     }
 
     /// Verify a bearer token (the part after `Bearer `, untrimmed) and return the caller.
-    pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+    ///
+    /// The identity is shared with the verification cache: a hit hands out the cached
+    /// `Arc` instead of copying every claim for each request.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
         let result = self.verify_inner(token).await;
         match &result {
             Ok(identity) => tracing::trace!(principal = %identity.principal, "JWT accepted"),
@@ -261,12 +266,11 @@ impl JwtVerifier {
     /// The synchronous fast path: `Some` when the answer is known without any I/O — a cached
     /// verification (re-checked against the clock and key set) or an oversized token; `None`
     /// means call [`JwtVerifier::verify`].
-    pub fn verify_cached(&self, token: &str) -> Option<Result<Identity, AuthError>> {
+    pub fn verify_cached(&self, token: &str) -> Option<Result<Arc<Identity>, AuthError>> {
         if token.len() > self.inner.config.max_token_bytes {
             return Some(Err(Rejection::TokenTooLarge.into()));
         }
-        let hash = token_hash(token);
-        self.cached(&hash, self.now())
+        self.cached(token, self.now())
             .map(|r| r.map_err(AuthError::from))
     }
 
@@ -310,15 +314,14 @@ impl JwtVerifier {
             .unwrap_or(0.0)
     }
 
-    async fn verify_inner(&self, token: &str) -> Result<Identity, Rejection> {
+    async fn verify_inner(&self, token: &str) -> Result<Arc<Identity>, Rejection> {
         let inner = &*self.inner;
         // Before hashing, parsing or anything else proportional to the input.
         if token.len() > inner.config.max_token_bytes {
             return Err(Rejection::TokenTooLarge);
         }
         let now = self.now();
-        let hash = token_hash(token);
-        if let Some(result) = self.cached(&hash, now) {
+        if let Some(result) = self.cached(token, now) {
             return result;
         }
 
@@ -342,10 +345,10 @@ impl JwtVerifier {
         // for a JWKS fetch.
         let now = self.now();
         let validated = claims::validate(parsed.claims, &inner.policy, now)?;
-        let identity = validated.identity.clone();
+        let identity = Arc::clone(&validated.identity);
         inner.cache.insert(
-            hash,
             Entry {
+                token: token.into(),
                 validated,
                 key_fingerprint: key.fingerprint,
             },
@@ -357,13 +360,13 @@ impl JwtVerifier {
 
     /// A cache hit, re-checked: `None` on a miss (or a hit whose key is gone), so the caller
     /// verifies in full.
-    fn cached(&self, hash: &TokenHash, now: f64) -> Option<Result<Identity, Rejection>> {
+    fn cached(&self, token: &str, now: f64) -> Option<Result<Arc<Identity>, Rejection>> {
         let inner = &*self.inner;
-        let entry = inner.cache.get(hash)?;
+        let entry = inner.cache.get(token)?;
         let Validated { identity, exp, nbf } = &entry.validated;
         let leeway = inner.policy.leeway_secs;
         if claims::is_expired(*exp, now, leeway) {
-            inner.cache.remove(hash);
+            inner.cache.remove(token);
             return Some(Err(Rejection::Expired));
         }
         if claims::is_not_yet_valid(*nbf, now, leeway) {
@@ -378,12 +381,12 @@ impl JwtVerifier {
                 set.contains(&entry.key_fingerprint)
             });
             if !still_published {
-                inner.cache.remove(hash);
+                inner.cache.remove(token);
                 return None;
             }
         }
         inner.cache_hits.fetch_add(1, Ordering::Relaxed);
-        Some(Ok(identity.clone()))
+        Some(Ok(Arc::clone(identity)))
     }
 
     /// Find the key for `(kid, alg)`, fetching the JWKS when there is none yet, refreshing a
