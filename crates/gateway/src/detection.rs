@@ -335,7 +335,6 @@ impl<'a> DetectionEvent<'a> {
 impl<'a> portcullis_sigma::Event for DetectionEvent<'a> {
     fn field(&self, path: &str) -> Option<FieldValue<'_>> {
         let ev = self.ev;
-        let text = |s: &str| Some(FieldValue::Str(Cow::Owned(s.to_string())));
         let borrowed = |s: &'a str| Some(FieldValue::Str(Cow::Borrowed(s)));
         let list = |items: Vec<FieldValue<'a>>| {
             if items.is_empty() {
