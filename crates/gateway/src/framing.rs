@@ -601,10 +601,7 @@ impl Parser {
             }
             St::FieldValue if self.field.kind != Kind::ContentLength => {
                 let is_ws = |c: &u8| *c == b' ' || *c == b'\t';
-                let n = rest
-                    .iter()
-                    .position(|c| !(is_field_vchar(*c) || is_ws(c)))
-                    .unwrap_or(rest.len());
+                let n = field_value_run(rest);
                 if n > head_room {
                     return Err(Violation::HeadersTooLarge);
                 }
@@ -1113,6 +1110,32 @@ fn is_tchar(b: u8) -> bool {
 
 /// VCHAR or obs-text: what a field value may contain besides SP and HTAB. obs-text is
 /// allowed because real clients send Latin-1 values and hyper treats them as opaque bytes.
+/// How many bytes at the start of `bytes` may appear in a field value (VCHAR, obs-text, SP,
+/// HTAB): eight at a time while no byte in a word is a control character or DEL, then byte by
+/// byte. Tokens and cookies are hundreds of bytes; this is the loop they go through.
+fn field_value_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Nonzero when some byte of `x` is below `n` (n <= 0x80); the classic SWAR test.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
+    let mut n = 0;
+    for word in bytes.chunks_exact(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let x = u64::from_le_bytes(w);
+        // Controls (< 0x20, which includes HTAB: left to the byte loop) and DEL (0x7f).
+        if below(x, 0x20) != 0 || below(x ^ (ONES * 0x7f), 1) != 0 {
+            break;
+        }
+        n += 8;
+    }
+    let tail = bytes.get(n..).unwrap_or_default();
+    n + tail
+        .iter()
+        .position(|&c| !(is_field_vchar(c) || c == b' ' || c == b'\t'))
+        .unwrap_or(tail.len())
+}
+
 fn is_field_vchar(b: u8) -> bool {
     (0x21..=0x7e).contains(&b) || b >= 0x80
 }
@@ -1608,6 +1631,32 @@ mod tests {
     thread_local! {
         /// Turns [`Parser::bulk_head_bytes`] off, so a test can compare it with `byte` alone.
         pub(super) static BYTE_BY_BYTE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    #[test]
+    fn field_value_run_stops_at_the_first_byte_a_value_cannot_hold() {
+        let plain = |b: &[u8]| {
+            b.iter()
+                .position(|&c| !(is_field_vchar(c) || c == b' ' || c == b'\t'))
+                .unwrap_or(b.len())
+        };
+        let mut cases: Vec<Vec<u8>> = vec![b"".to_vec(), b"Bearer abc.def-ghi_jkl".to_vec()];
+        for bad in [0u8, 1, 0x08, 0x0a, 0x0d, 0x1f, 0x7f] {
+            for at in 0..20 {
+                let mut v = b"token-value with \t tabs \xc3\xa9\xff more".to_vec();
+                v.insert(at, bad);
+                cases.push(v);
+            }
+        }
+        for c in &cases {
+            assert_eq!(field_value_run(c), plain(c), "{c:?}");
+        }
+        // Every single byte value, alone and inside a long run.
+        for b in 0..=255u8 {
+            let mut v = vec![b'a'; 17];
+            v[9] = b;
+            assert_eq!(field_value_run(&v), plain(&v), "byte {b:#x}");
+        }
     }
 
     /// The bulk runs over targets and field values must be invisible: every llhttp case and
