@@ -141,7 +141,7 @@ YAML
 }
 
 ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-printf 'scenario\trps\tcpu_us_per_req\n' >"$RUN_DIR/raw.tsv"
+printf 'scenario\trps\tcpu_us_per_req\tp50_ms\tp99_ms\n' >"$RUN_DIR/raw.tsv"
 
 # measure SCENARIO REP: one wrk run against a started scenario, appended to raw.tsv.
 declare -A PORT PID ADMIN_PORT
@@ -149,12 +149,24 @@ measure() {
     local scen=$1 rep=$2 hdr=() before after out reqs rps
     [ "$scen" = jwt ] && hdr=(-H "Authorization: Bearer $TOKEN")
     before=$(ticks "${PID[$scen]}")
-    out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "${hdr[@]}" "http://127.0.0.1:${PORT[$scen]}/items" 2>&1)
+    out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${hdr[@]}" "http://127.0.0.1:${PORT[$scen]}/items" 2>&1)
     after=$(ticks "${PID[$scen]}")
     reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     echo "$out" >"$RUN_DIR/$scen/wrk-$rep.txt"
-    python3 -c "print('$scen', $rps, round(($after-$before)*1e6/$CLK_TCK/$reqs, 2), sep='\t')" >>"$RUN_DIR/raw.tsv"
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    python3 - "$scen" "$rps" "$before" "$after" "$CLK_TCK" "$reqs" "$p50" "$p99" >>"$RUN_DIR/raw.tsv" <<'PY'
+import sys
+scen, rps, before, after, tck, reqs, p50, p99 = sys.argv[1:]
+def ms(v):  # wrk prints 850.00us, 2.31ms or 1.02s
+    for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if v.endswith(unit):
+            return round(float(v[: -len(unit)]) * f, 3)
+    return float("nan")
+cpu = (int(after) - int(before)) * 1e6 / int(tck) / int(reqs)
+print(scen, rps, round(cpu, 2), ms(p50), ms(p99), sep="\t")
+PY
     log "  $scen rep $rep: $rps req/s"
 }
 
@@ -210,10 +222,10 @@ med = {}
 for s in ["anon", "jwt", "rl-memory", "rl-redis", "events", "detect"]:
     r = [x for x in rows if x["scenario"] == s]
     if r:
-        med[s] = (statistics.median(float(x["rps"]) for x in r), statistics.median(float(x["cpu_us_per_req"]) for x in r))
-print("| scenario | req/s | gateway CPU µs/req |\n|---|---:|---:|")
-for s, (rps, cpu) in med.items():
-    print(f"| {s} | {rps:.0f} | {cpu:.1f} |")
+        med[s] = tuple(statistics.median(float(x[k]) for x in r) for k in ("rps", "cpu_us_per_req", "p50_ms", "p99_ms"))
+print("| scenario | req/s | gateway CPU µs/req | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|")
+for s, (rps, cpu, p50, p99) in med.items():
+    print(f"| {s} | {rps:.0f} | {cpu:.1f} | {p50:.2f} | {p99:.2f} |")
 print()
 has = lambda *names: all(n in med for n in names)
 if has("anon", "jwt"):
@@ -221,7 +233,8 @@ if has("anon", "jwt"):
 if has("anon", "rl-memory"):
     print(f"- rate limit, memory store: {med['rl-memory'][1] - med['anon'][1]:+.1f} µs per request")
 if has("rl-memory", "rl-redis"):
-    print(f"- Redis store throughput / memory store: {med['rl-redis'][0] / med['rl-memory'][0]:.2f} (target >= 0.80)")
+    print(f"- Redis store throughput / memory store: {med['rl-redis'][0] / med['rl-memory'][0]:.2f} (target >= 0.80); "
+          f"added latency p50 {med['rl-redis'][2] - med['rl-memory'][2]:+.2f} ms, p99 {med['rl-redis'][3] - med['rl-memory'][3]:+.2f} ms")
 if has("anon", "events"):
     print(f"- event file: req/s {100 * (med['events'][0] / med['anon'][0] - 1):+.1f}% against anon, "
           f"{med['events'][1] - med['anon'][1]:+.1f} µs per request")
