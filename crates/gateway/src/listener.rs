@@ -269,23 +269,26 @@ where
         io.requeue(&parts.read_buf);
         // `read_buf` shares hyper's whole read buffer: let it go before waiting.
         drop(parts.read_buf);
-        if !io.is_between_requests() {
-            // Not idle after all (a race with the client): let this connection go rather
-            // than risk a request hyper had started on.
+        if io.at_eof() {
             return Ok(());
         }
-        state.gw.metrics.connection_parked();
-        let more = Box::pin(wait_for_next_request(
-            &mut io,
-            &info.activity,
-            limits,
-            &mut shutdown,
-        ))
-        .await;
-        state.gw.metrics.connection_unparked();
-        if !more {
-            return Ok(());
+        if io.is_between_requests() {
+            state.gw.metrics.connection_parked();
+            let more = Box::pin(wait_for_next_request(
+                &mut io,
+                &info.activity,
+                limits,
+                &mut shutdown,
+            ))
+            .await;
+            state.gw.metrics.connection_unparked();
+            if !more {
+                return Ok(());
+            }
         }
+        // Otherwise the client's next bytes arrived as the connection was parked (a race):
+        // they are buffered in `io` (requeued from hyper or held by the strict reader), and
+        // a fresh hyper connection reads them at once.
     }
 }
 
